@@ -1,0 +1,136 @@
+//! Every record of the real captured samples in `test_data/events/` decodes, or is skipped for a
+//! reason pinned in the `.expected` file beside it.
+
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use kaudit_model::decode::{self, Record};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events")
+}
+
+fn summarize(out: &mut String, r: Result<Record<'_>, decode::DecodeError>) {
+    match r {
+        Ok(rec) => {
+            let e = &rec.event;
+            let o = e.object_ref.clone().unwrap_or_default();
+            let what = if o.resource.is_empty() {
+                e.request_uri.split('?').next().unwrap_or("").to_string()
+            } else {
+                let mut s = o.resource.to_string();
+                if !o.subresource.is_empty() {
+                    s = format!("{s}/{}", o.subresource);
+                }
+                if !o.namespace.is_empty() {
+                    s = format!("{s} ns={}", o.namespace);
+                }
+                s
+            };
+            let item = rec.item.map(|i| format!("[{i}]")).unwrap_or_default();
+            writeln!(
+                out,
+                "{}{item}: ok {} {} {} {what} user={:?} code={} bodies={}{}",
+                rec.line,
+                e.level.map_or("-", |l| l.as_str()),
+                e.stage.map_or("-", |s| s.as_str()),
+                if e.verb.is_empty() { "-" } else { &e.verb },
+                e.user.username.as_str(),
+                e.code().map_or("-".into(), |c| c.to_string()),
+                u8::from(e.request_object.is_some()) + u8::from(e.response_object.is_some()),
+                e.received_at()
+                    .map(|t| format!(" at={t}"))
+                    .unwrap_or_default(),
+            )
+            .unwrap();
+        }
+        Err(e) => writeln!(out, "{e}").unwrap(),
+    }
+}
+
+fn check(path: &Path, actual: &str) {
+    let expected_path = PathBuf::from(format!("{}.expected", path.display()));
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&expected_path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+        panic!(
+            "missing {} (run with UPDATE_EXPECT=1)",
+            expected_path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs from its .expected file",
+        path.display()
+    );
+}
+
+fn files(sub: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir().join(sub))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".expected"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn raw_kubernetes_samples_decode_or_fail_for_a_pinned_reason() {
+    let mut total = decode::Stats::default();
+    for sub in ["falco-trace-files", "audit2rbac", "kube-audit-log-tool"] {
+        for path in files(sub) {
+            let data = std::fs::read(&path).unwrap();
+            let mut out = String::new();
+            let stats = decode::decode_slice(&data, |r| {
+                summarize(&mut out, r);
+                ControlFlow::Continue(())
+            });
+            // The streaming reader must agree with the in-memory decoder.
+            let mut out2 = String::new();
+            decode::decode_reader(&data[..], |r| {
+                summarize(&mut out2, r);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            assert_eq!(out, out2, "{}", path.display());
+            total.merge(&stats);
+            check(&path, &out);
+        }
+    }
+    // 51 Falco events (+1 fuzz case), 37 audit2rbac, 1 kube-audit-log-tool.
+    assert_eq!(total.events, 51 + 37 + 1, "{total}");
+    assert_eq!(total.skipped(), 1, "{total}");
+}
+
+#[test]
+fn panther_records_decode_or_fail_for_a_pinned_reason() {
+    for path in files("panther-analysis-tests") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let wrapper: serde_json::Value = serde_json::from_str(line).unwrap();
+            let log = serde_json::to_string(&wrapper["log"]).unwrap();
+            write!(
+                out,
+                "{} {:?} expect={}: ",
+                i + 1,
+                wrapper["test_name"].as_str().unwrap_or(""),
+                wrapper["expected_result"]
+            )
+            .unwrap();
+            let mut n = 0;
+            decode::decode_slice(log.as_bytes(), |r| {
+                n += 1;
+                summarize(&mut out, r);
+                ControlFlow::Continue(())
+            });
+            assert_eq!(n, 1, "{}:{}", path.display(), i + 1);
+        }
+        check(&path, &out);
+    }
+}
