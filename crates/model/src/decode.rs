@@ -102,6 +102,20 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl DecodeError {
+    /// `file:line[:column][ item N]: kind: message`, the form editors and terminals link.
+    pub fn render(&self, file: &str) -> String {
+        let mut s = format!("{file}:{}", self.line);
+        if let Some(c) = self.column {
+            s.push_str(&format!(":{c}"));
+        }
+        if let Some(i) = self.item {
+            s.push_str(&format!(" (item {i})"));
+        }
+        format!("{s}: {}: {}", self.kind.as_str(), self.message)
+    }
+}
+
 /// What a decode read and skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
