@@ -39,8 +39,10 @@
 pub mod attrs;
 mod diag;
 mod eval;
+pub mod lint;
 mod load;
 mod policy;
+pub mod profiles;
 mod validate;
 mod version;
 pub mod yaml;

@@ -23,6 +23,43 @@ pub enum PolicyCommand {
     Check(CheckArgs),
     /// Print the decision a policy takes for each audit event (or request-attribute record).
     Eval(EvalArgs),
+    /// Find what a policy gets wrong that kube-apiserver accepts: shadowed rules, missing
+    /// coverage, noise, secrets in the log.
+    ///
+    /// Exit status: 0 when nothing is worse than info, 1 for warnings, 2 for errors (a policy
+    /// kube-apiserver would refuse).
+    Lint(LintArgs),
+    /// Print a ready-made policy.
+    Init(InitArgs),
+}
+
+#[derive(Args)]
+pub struct LintArgs {
+    /// The policy file.
+    policy: String,
+    #[command(flatten)]
+    k8s: VersionArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    format: LintFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LintFormat {
+    /// One finding per paragraph: location, severity, code, message, fix.
+    Text,
+    /// A JSON array of {severity, code, rule, message}.
+    Json,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// The profile to print; `--list` shows them all.
+    #[arg(long, default_value = "hardened", required_unless_present = "list")]
+    profile: String,
+    /// List the profiles.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Args)]
@@ -86,6 +123,8 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Check(a) => check(a),
         PolicyCommand::Eval(a) => eval(a),
+        PolicyCommand::Lint(a) => lint(a),
+        PolicyCommand::Init(a) => init(a),
     }
 }
 
@@ -353,5 +392,74 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     if bad > 0 {
         eprintln!("kaudit: {bad} input record(s) skipped");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lint(a: LintArgs) -> Result<ExitCode> {
+    let version = a.k8s.k8s;
+    let loaded = read_policy(&a.policy, version)?;
+    let findings = kaudit_policy::lint::lint(&loaded, version);
+    let mut out = BufWriter::new(io::stdout().lock());
+    match a.format {
+        LintFormat::Json => {
+            let items: Vec<serde_json::Value> = findings
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "severity": f.severity, "code": f.code, "rule": f.rule,
+                        "message": format!("{} Fix: {}.", f.message, f.fix),
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &items)?;
+            writeln!(out)?;
+        }
+        LintFormat::Text => {
+            for f in &findings {
+                let at = match f.rule.and_then(|r| loaded.policy.positions.rule(r)) {
+                    Some(p) => format!("{}:{}:{}", a.policy, p.line, p.col),
+                    None => a.policy.clone(),
+                };
+                let rule = f.rule.map(|r| format!(" [rule {r}]")).unwrap_or_default();
+                writeln!(out, "{at}: {} {}{rule}: {}", f.severity, f.code, f.message)?;
+                writeln!(out, "    fix: {}", f.fix)?;
+            }
+            let count = |s| findings.iter().filter(|f| f.severity == s).count();
+            writeln!(
+                out,
+                "{}: {} error(s), {} warning(s), {} info",
+                a.policy,
+                count(Severity::Error),
+                count(Severity::Warning),
+                count(Severity::Info)
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(match kaudit_policy::lint::worst(&findings) {
+        Some(Severity::Error) => ExitCode::from(2),
+        Some(Severity::Warning) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn init(a: InitArgs) -> Result<ExitCode> {
+    use kaudit_policy::profiles::{PROFILES, profile};
+    let mut out = io::stdout().lock();
+    if a.list {
+        for p in PROFILES {
+            writeln!(out, "{:<32} {}", p.name, p.summary)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(p) = profile(&a.profile) else {
+        let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
+        bail!(
+            "no profile {:?}; the profiles are: {}",
+            a.profile,
+            names.join(", ")
+        );
+    };
+    out.write_all(p.text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

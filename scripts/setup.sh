@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what kaudit needs on a fresh Debian machine, builds and installs the `kaudit`
+# binary, then runs the main job on the built-in defaults: generate a day of realistic audit
+# traffic, write the widely used audit policy, lint it, and replay the traffic through it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  missing=()
+  command -v mold >/dev/null 2>&1 || missing+=(mold)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+command -v cargo >/dev/null 2>&1 || { echo "setup.sh: cargo is needed (https://rustup.rs)"; exit 1; }
+source scripts/env.sh
+cargo install --locked --path crates/kaudit --root "${KAUDIT_PREFIX:-$HOME/.local}"
+bin="${KAUDIT_PREFIX:-$HOME/.local}/bin/kaudit"
+demo="${KAUDIT_DEMO_DIR:-./kaudit-demo}"
+mkdir -p "$demo"
+echo "== kaudit installed at $bin; demo files in $demo"
+"$bin" policy init --profile recipe > "$demo/policy.yaml"
+"$bin" policy check "$demo/policy.yaml"
+"$bin" gen --events 200000 --span 24h --seed 1 --out "$demo/audit.log"
+"$bin" policy lint "$demo/policy.yaml" || true
+"$bin" policy simulate "$demo/policy.yaml" "$demo/audit.log"
