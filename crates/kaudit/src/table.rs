@@ -27,11 +27,6 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Whether no rows were added.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// Writes the table.
     pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
         let n = self.header.len();

@@ -43,6 +43,7 @@ pub mod lint;
 mod load;
 mod policy;
 pub mod profiles;
+pub mod replay;
 mod validate;
 mod version;
 pub mod yaml;

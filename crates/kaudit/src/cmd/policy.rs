@@ -31,6 +31,53 @@ pub enum PolicyCommand {
     Lint(LintArgs),
     /// Print a ready-made policy.
     Init(InitArgs),
+    /// Replay recorded audit logs through a policy: what it would keep, drop and cost, per
+    /// level and per rule.
+    Simulate(SimulateArgs),
+    /// Compare two policies on recorded traffic: what the new one would stop or start
+    /// recording, grouped by user, verb and resource.
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// The policy file.
+    policy: String,
+    /// Recorded audit logs (audit.log lines, EventLists, arrays; plain or gzipped).
+    #[arg(required = true)]
+    logs: Vec<String>,
+    #[command(flatten)]
+    k8s: VersionArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    format: ReportFormat,
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The current policy.
+    old: String,
+    /// The proposed policy.
+    new: String,
+    /// Recorded audit logs.
+    #[arg(required = true)]
+    logs: Vec<String>,
+    /// How many groups to list in each section.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    #[command(flatten)]
+    k8s: VersionArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    format: ReportFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ReportFormat {
+    /// Tables for people.
+    Table,
+    /// The whole report as one JSON object.
+    Json,
 }
 
 #[derive(Args)]
@@ -125,6 +172,8 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
         PolicyCommand::Eval(a) => eval(a),
         PolicyCommand::Lint(a) => lint(a),
         PolicyCommand::Init(a) => init(a),
+        PolicyCommand::Simulate(a) => simulate(a),
+        PolicyCommand::Diff(a) => diff(a),
     }
 }
 
@@ -461,5 +510,356 @@ fn init(a: InitArgs) -> Result<ExitCode> {
         );
     };
     out.write_all(p.text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+fn rule_summary(r: &kaudit_policy::PolicyRule) -> String {
+    let mut parts = Vec::new();
+    if !r.users.is_empty() {
+        parts.push(format!("users={}", r.users.join(",")));
+    }
+    if !r.user_groups.is_empty() {
+        parts.push(format!("groups={}", r.user_groups.join(",")));
+    }
+    if !r.verbs.is_empty() {
+        parts.push(format!("verbs={}", r.verbs.join(",")));
+    }
+    if !r.namespaces.is_empty() {
+        parts.push(format!("ns={}", r.namespaces.join(",")));
+    }
+    for g in &r.resources {
+        let grp = if g.group.is_empty() {
+            "core".to_string()
+        } else {
+            g.group.clone()
+        };
+        if g.resources.is_empty() {
+            parts.push(format!("{grp}/*"));
+        } else {
+            parts.push(format!("{grp}:{}", g.resources.join(",")));
+        }
+    }
+    if !r.non_resource_urls.is_empty() {
+        parts.push(r.non_resource_urls.join(","));
+    }
+    let s = if parts.is_empty() {
+        "(everything)".to_string()
+    } else {
+        parts.join(" ")
+    };
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(59).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn simulate(a: SimulateArgs) -> Result<ExitCode> {
+    let version = a.k8s.k8s;
+    let (loaded, ev) = require_valid(&a.policy, version)?;
+    let mut sim = kaudit_policy::replay::Simulation::new(ev.len());
+    let stats = input::for_each_event(&a.logs, |_, rec| {
+        let attrs = Attributes::from_event(&rec.event);
+        let d = ev.evaluate(&attrs);
+        sim.add(&rec.event, rec.raw.len(), &d);
+        Ok(())
+    })?;
+    sim.finish();
+    let mut out = BufWriter::new(io::stdout().lock());
+    if a.format == ReportFormat::Json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({"policy": a.policy, "kubernetesVersion": version.to_string(), "skippedRecords": stats.skipped(), "simulation": sim}),
+        )?;
+        writeln!(out)?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rec = sim.recorded;
+    writeln!(
+        out,
+        "Replayed {} recorded events ({}) through {} (kube-apiserver {version}).",
+        rec.events,
+        human_bytes(rec.bytes),
+        a.policy
+    )?;
+    writeln!(out)?;
+    let mut t = Table::new(&["OUTCOME", ">EVENTS", ">% EVENTS", ">BYTES", ">% BYTES"]);
+    for level in ["Metadata", "Request", "RequestResponse"] {
+        let c = sim.kept_by_level.get(level).copied().unwrap_or_default();
+        t.row(vec![
+            format!("kept at {level}"),
+            c.events.to_string(),
+            pct(c.events, rec.events),
+            human_bytes(c.bytes),
+            pct(c.bytes, rec.bytes),
+        ]);
+    }
+    let k = sim.kept;
+    t.row(vec![
+        "kept in all".into(),
+        k.events.to_string(),
+        pct(k.events, rec.events),
+        human_bytes(k.bytes),
+        pct(k.bytes, rec.bytes),
+    ]);
+    let n = sim.dropped_level_none;
+    t.row(vec![
+        "dropped: level None".into(),
+        n.events.to_string(),
+        pct(n.events, rec.events),
+        human_bytes(n.bytes),
+        pct(n.bytes, rec.bytes),
+    ]);
+    let s = sim.dropped_stage;
+    t.row(vec![
+        "dropped: stage omitted".into(),
+        s.events.to_string(),
+        pct(s.events, rec.events),
+        human_bytes(s.bytes),
+        pct(s.bytes, rec.bytes),
+    ]);
+    t.write(&mut out)?;
+    writeln!(
+        out,
+        "(bytes: recorded sizes for dropped events, new sizes for kept ones; % of the {} recorded)",
+        human_bytes(rec.bytes)
+    )?;
+    writeln!(out)?;
+    let mut t = Table::new(&[
+        ">RULE",
+        "LEVEL",
+        ">EVENTS",
+        ">KEPT",
+        ">KEPT BYTES",
+        ">SHARE",
+        "MATCHES",
+    ]);
+    for (i, rc) in sim.rules.iter().enumerate() {
+        let r = &loaded.policy.rules[i];
+        t.row(vec![
+            i.to_string(),
+            r.level.clone(),
+            rc.recorded.events.to_string(),
+            rc.kept.events.to_string(),
+            human_bytes(rc.kept.bytes),
+            pct(rc.kept.bytes, k.bytes),
+            rule_summary(r),
+        ]);
+    }
+    let u = &sim.unmatched;
+    t.row(vec![
+        "-".into(),
+        "None".into(),
+        u.recorded.events.to_string(),
+        "0".into(),
+        "0 B".into(),
+        "-".into(),
+        "(no rule matched)".into(),
+    ]);
+    t.write(&mut out)?;
+    let unused: Vec<String> = sim
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.recorded.events == 0)
+        .map(|(i, _)| i.to_string())
+        .collect();
+    if !unused.is_empty() {
+        writeln!(
+            out,
+            "\nRules that decided no recorded request: {}",
+            unused.join(", ")
+        )?;
+    }
+    if sim.understated > 0 {
+        writeln!(
+            out,
+            "\nNote: {} events were recorded at a lower level than this policy asks: their bodies are not in the logs, so kept bytes are understated.",
+            sim.understated
+        )?;
+    }
+    if let Some(rr) = sim.estimated_request_received {
+        writeln!(
+            out,
+            "\nNote: the recording has no RequestReceived events, but this policy does not omit that stage: it would also write about {} of them (~{}), not counted above.",
+            rr.events,
+            human_bytes(rr.bytes)
+        )?;
+    }
+    if stats.skipped() > 0 {
+        writeln!(
+            out,
+            "\nNote: {} unreadable records were skipped (listed on stderr).",
+            stats.skipped()
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(a: DiffArgs) -> Result<ExitCode> {
+    use kaudit_policy::replay::{Diff, top};
+    let version = a.k8s.k8s;
+    let (_, old) = require_valid(&a.old, version)?;
+    let (_, new) = require_valid(&a.new, version)?;
+    let mut d = Diff::new(old.len(), new.len());
+    let stats = input::for_each_event(&a.logs, |_, rec| {
+        let attrs = Attributes::from_event(&rec.event);
+        let (o, n) = (old.evaluate(&attrs), new.evaluate(&attrs));
+        d.add(&rec.event, rec.raw.len(), &attrs, &o, &n);
+        Ok(())
+    })?;
+    d.finish();
+    let mut out = BufWriter::new(io::stdout().lock());
+    if a.format == ReportFormat::Json {
+        let lc: Vec<serde_json::Value> = d
+            .level_changed
+            .iter()
+            .map(|((g, o, n), c)| serde_json::json!({"user": g.user, "verb": g.verb, "resource": g.resource, "oldLevel": o, "newLevel": n, "events": c.events, "bytes": c.bytes}))
+            .collect();
+        let groups = |m: &std::collections::BTreeMap<
+            kaudit_policy::replay::Group,
+            kaudit_policy::replay::Counts,
+        >|
+         -> Vec<serde_json::Value> {
+            m.iter().map(|(g, c)| serde_json::json!({"user": g.user, "verb": g.verb, "resource": g.resource, "events": c.events, "bytes": c.bytes})).collect()
+        };
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({
+                "old": {"policy": a.old, "kept": d.old.kept}, "new": {"policy": a.new, "kept": d.new.kept},
+                "recorded": d.old.recorded, "skippedRecords": stats.skipped(),
+                "noLongerRecorded": groups(&d.no_longer_recorded), "newlyRecorded": groups(&d.newly_recorded), "levelChanged": lc,
+            }),
+        )?;
+        writeln!(out)?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rec = d.old.recorded;
+    writeln!(
+        out,
+        "Replayed {} recorded events ({}) through both policies (kube-apiserver {version}).\n",
+        rec.events,
+        human_bytes(rec.bytes)
+    )?;
+    let mut t = Table::new(&[
+        "POLICY",
+        ">KEPT EVENTS",
+        ">KEPT BYTES",
+        ">% OF RECORDED BYTES",
+    ]);
+    t.row(vec![
+        format!("old: {}", a.old),
+        d.old.kept.events.to_string(),
+        human_bytes(d.old.kept.bytes),
+        pct(d.old.kept.bytes, rec.bytes),
+    ]);
+    t.row(vec![
+        format!("new: {}", a.new),
+        d.new.kept.events.to_string(),
+        human_bytes(d.new.kept.bytes),
+        pct(d.new.kept.bytes, rec.bytes),
+    ]);
+    t.write(&mut out)?;
+    for (title, m) in [
+        (
+            "No longer recorded by the new policy",
+            &d.no_longer_recorded,
+        ),
+        ("Newly recorded by the new policy", &d.newly_recorded),
+    ] {
+        let total: u64 = m.values().map(|c| c.events).sum();
+        writeln!(out, "\n{title}: {total} events")?;
+        if total == 0 {
+            continue;
+        }
+        let (rows, rest) = top(m, a.top);
+        let mut t = Table::new(&["USER", "VERB", "RESOURCE", ">EVENTS", ">BYTES"]);
+        for (g, c) in rows {
+            t.row(vec![
+                g.user,
+                g.verb,
+                g.resource,
+                c.events.to_string(),
+                human_bytes(c.bytes),
+            ]);
+        }
+        if rest.events > 0 {
+            t.row(vec![
+                "(others)".into(),
+                String::new(),
+                String::new(),
+                rest.events.to_string(),
+                human_bytes(rest.bytes),
+            ]);
+        }
+        t.write(&mut out)?;
+    }
+    let total: u64 = d.level_changed.values().map(|c| c.events).sum();
+    writeln!(
+        out,
+        "\nRecorded by both at a different level: {total} events"
+    )?;
+    if total > 0 {
+        let (rows, rest) = top(&d.level_changed, a.top);
+        let mut t = Table::new(&[
+            "USER",
+            "VERB",
+            "RESOURCE",
+            "OLD",
+            "NEW",
+            ">EVENTS",
+            ">NEW BYTES",
+        ]);
+        for ((g, o, n), c) in rows {
+            t.row(vec![
+                g.user,
+                g.verb,
+                g.resource,
+                o,
+                n,
+                c.events.to_string(),
+                human_bytes(c.bytes),
+            ]);
+        }
+        if rest.events > 0 {
+            t.row(vec![
+                "(others)".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                rest.events.to_string(),
+                human_bytes(rest.bytes),
+            ]);
+        }
+        t.write(&mut out)?;
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
