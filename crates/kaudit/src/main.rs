@@ -23,12 +23,15 @@ enum Command {
     /// Check, evaluate, lint and replay audit policies (audit.k8s.io/v1 Policy).
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
+    /// Generate realistic audit traffic from a fake cluster (seeded, deterministic).
+    Gen(cmd::generate::GenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy(c) => cmd::policy::run(c),
+        Command::Gen(a) => cmd::generate::run(a),
     };
     match result {
         Ok(code) => code,
