@@ -260,11 +260,13 @@ pub fn generate<W: Write>(cfg: &Config, out: &mut W) -> io::Result<Summary> {
     // The clock follows the events produced, so the traffic fills the span evenly.
     let step = cfg.span_micros.max(1) as f64 / cfg.events.max(1) as f64;
     let mut produced = 0u64;
+    let mut last_now = cfg.start.0;
     let mut buf = Vec::with_capacity(4096);
     let mut emitted = 0u64;
     while emitted + (heap.len() as u64) < cfg.events {
-        let now =
-            cfg.start.0 + (produced as f64 * step) as i64 + rng.below(step.max(1.0) as u64) as i64;
+        let jitter = rng.below(step.max(1.0) as u64) as i64;
+        let now = (cfg.start.0 + (produced as f64 * step) as i64 + jitter).max(last_now);
+        last_now = now;
         while heap.peek().is_some_and(|p| p.at <= now) {
             let p = heap.pop().unwrap();
             w.event(&p.bytes)?;
