@@ -35,6 +35,131 @@ pub struct Evaluator {
     omit_stages: StageSet,
     omit_managed_fields: bool,
     group_wildcard: bool,
+    index: Option<Index>,
+}
+
+/// Which rules can possibly match, by the cheap attributes, one bit per rule (policies of up
+/// to 64 rules). Only prunes: the exact matcher still decides every candidate, in order.
+#[derive(Clone, Debug, Default)]
+struct Index {
+    users: SmallMap,
+    any_user: u64,
+    groups: SmallMap,
+    any_group: u64,
+    verbs: SmallMap,
+    any_verb: u64,
+    api_groups: SmallMap,
+    any_api_group: u64,
+    resource_rules: u64,
+    non_resource_rules: u64,
+}
+
+/// A few strings, each with a rule mask. Policies name a handful of users, groups, verbs and
+/// API groups: comparing lengths first and then bytes beats hashing for these sizes.
+#[derive(Clone, Debug, Default)]
+struct SmallMap {
+    keys: Vec<Box<str>>,
+    masks: Vec<u64>,
+    /// Bit `len % 64` is set when some key has that length: most lookups stop here.
+    lens: u64,
+}
+
+impl SmallMap {
+    fn add(&mut self, k: &str, bit: u64) {
+        match self.keys.iter().position(|x| &**x == k) {
+            Some(i) => self.masks[i] |= bit,
+            None => {
+                self.keys.push(k.into());
+                self.masks.push(bit);
+                self.lens |= 1 << (k.len() % 64);
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: &str) -> u64 {
+        if self.lens & (1 << (k.len() % 64)) == 0 {
+            return 0;
+        }
+        let mut m = 0;
+        for (key, mask) in self.keys.iter().zip(&self.masks) {
+            if key.len() == k.len() && **key == *k {
+                m |= *mask;
+            }
+        }
+        m
+    }
+}
+
+impl Index {
+    fn new(rules: &[Rule], group_wildcard: bool) -> Option<Index> {
+        if rules.len() > 64 {
+            return None;
+        }
+        let mut ix = Index::default();
+        for (i, r) in rules.iter().enumerate() {
+            let bit = 1u64 << i;
+            let add = |map: &mut SmallMap, any: &mut u64, list: &[String]| {
+                if list.is_empty() {
+                    *any |= bit;
+                }
+                for v in list {
+                    map.add(v, bit);
+                }
+            };
+            add(&mut ix.users, &mut ix.any_user, &r.users);
+            add(&mut ix.groups, &mut ix.any_group, &r.user_groups);
+            add(&mut ix.verbs, &mut ix.any_verb, &r.verbs);
+            let api: Vec<String> = r.resources.iter().map(|g| g.group.clone()).collect();
+            if r.resources.iter().any(|g| group_wildcard && g.group == "*") {
+                ix.any_api_group |= bit;
+            } else {
+                add(&mut ix.api_groups, &mut ix.any_api_group, &api);
+            }
+            let resource_only = !r.namespaces.is_empty() || !r.resources.is_empty();
+            let non_resource_only = !resource_only && !r.non_resource_urls.is_empty();
+            if !non_resource_only {
+                ix.resource_rules |= bit;
+            }
+            if !resource_only {
+                ix.non_resource_rules |= bit;
+            }
+        }
+        Some(ix)
+    }
+
+    /// Rules that match `a` on user, groups and verb (exactly), and on request kind and API
+    /// group (necessary conditions). The rest is checked by `Evaluator::matches_target`.
+    fn candidates(&self, a: &Attributes<'_>) -> u64 {
+        let look = |m: &SmallMap, k: &str| m.get(k);
+        let mut mask = if a.resource_request {
+            self.resource_rules
+        } else {
+            self.non_resource_rules
+        };
+        if mask & !self.any_verb != 0 {
+            mask &= self.any_verb | look(&self.verbs, &a.verb);
+        }
+        match &a.user {
+            None => mask &= self.any_user & self.any_group,
+            Some(u) => {
+                if mask & !self.any_user != 0 {
+                    mask &= self.any_user | look(&self.users, u.name);
+                }
+                if mask & !self.any_group != 0 {
+                    let mut g = self.any_group;
+                    for grp in u.groups {
+                        g |= look(&self.groups, grp);
+                    }
+                    mask &= g;
+                }
+            }
+        }
+        if a.resource_request && mask & !self.any_api_group != 0 {
+            mask &= self.any_api_group | look(&self.api_groups, &a.api_group);
+        }
+        mask
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -82,32 +207,51 @@ impl Evaluator {
                     non_resource_urls: r.non_resource_urls.clone(),
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<Vec<Rule>, String>>()?;
+        let index = Index::new(&rules, version.group_wildcard());
         Ok(Evaluator {
             rules,
             omit_stages,
             omit_managed_fields: p.omit_managed_fields,
             group_wildcard: version.group_wildcard(),
+            index,
         })
     }
 
     /// The decision for one request: the first rule that matches wins.
     pub fn evaluate(&self, a: &Attributes<'_>) -> Decision {
-        for (i, r) in self.rules.iter().enumerate() {
-            if self.matches(r, a) {
-                return Decision {
+        let hit = match &self.index {
+            Some(ix) => {
+                let mut mask = ix.candidates(a);
+                let mut hit = None;
+                while mask != 0 {
+                    let i = mask.trailing_zeros() as usize;
+                    if self.matches_target(&self.rules[i], a) {
+                        hit = Some(i);
+                        break;
+                    }
+                    mask &= mask - 1;
+                }
+                hit
+            }
+            None => self.rules.iter().position(|r| self.matches(r, a)),
+        };
+        match hit {
+            Some(i) => {
+                let r = &self.rules[i];
+                Decision {
                     level: r.level,
                     omit_stages: r.omit_stages,
                     omit_managed_fields: r.omit_managed_fields,
                     rule: Some(i),
-                };
+                }
             }
-        }
-        Decision {
-            level: Level::None,
-            omit_stages: self.omit_stages,
-            omit_managed_fields: self.omit_managed_fields,
-            rule: None,
+            None => Decision {
+                level: Level::None,
+                omit_stages: self.omit_stages,
+                omit_managed_fields: self.omit_managed_fields,
+                rule: None,
+            },
         }
     }
 
@@ -142,6 +286,11 @@ impl Evaluator {
         if !r.verbs.is_empty() && !has(&r.verbs, &a.verb) {
             return false;
         }
+        self.matches_target(r, a)
+    }
+
+    /// The resource or non-resource part of a rule (steps 4 to 6 of `ruleMatches`).
+    fn matches_target(&self, r: &Rule, a: &Attributes<'_>) -> bool {
         if !r.namespaces.is_empty() || !r.resources.is_empty() {
             return self.matches_resource(r, a);
         }
