@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what kaudit needs on a fresh Debian machine, builds and installs the `kaudit`
 # binary, then runs the main job on the built-in defaults: generate a day of realistic audit
-# traffic, write the widely used audit policy, lint it, and replay the traffic through it.
+# traffic recorded with the widely used policy recipe, lint that policy, and replay the traffic
+# through the hardened profile to show what it keeps, drops and costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -19,8 +20,12 @@ bin="${KAUDIT_PREFIX:-$HOME/.local}/bin/kaudit"
 demo="${KAUDIT_DEMO_DIR:-./kaudit-demo}"
 mkdir -p "$demo"
 echo "== kaudit installed at $bin; demo files in $demo"
-"$bin" policy init --profile recipe > "$demo/policy.yaml"
+# A day of traffic recorded with the widely used recipe policy...
+"$bin" policy init --profile recipe > "$demo/recipe.yaml"
+"$bin" gen --events 200000 --span 24h --seed 1 --profile recipe --out "$demo/audit.log"
+# ...and what the hardened policy would make of it.
+"$bin" policy init --profile hardened > "$demo/policy.yaml"
 "$bin" policy check "$demo/policy.yaml"
-"$bin" gen --events 200000 --span 24h --seed 1 --out "$demo/audit.log"
-"$bin" policy lint "$demo/policy.yaml" || true
+"$bin" policy lint "$demo/recipe.yaml" || true
 "$bin" policy simulate "$demo/policy.yaml" "$demo/audit.log"
+"$bin" policy diff --top 10 "$demo/recipe.yaml" "$demo/policy.yaml" "$demo/audit.log"
