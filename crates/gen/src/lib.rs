@@ -94,6 +94,14 @@ pub(crate) struct Request {
     pub annotations: Vec<(String, String)>,
 }
 
+impl Request {
+    /// The object the API answers with, without and with `metadata.managedFields`.
+    pub(crate) fn respond(&mut self, plain: String, managed: String) {
+        self.response_body = Some(plain);
+        self.response_body_managed = Some(managed);
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Identity {
     pub name: String,

@@ -410,8 +410,7 @@ impl Cluster {
             "kubelet",
         );
         r.request_body = Some(plain.clone());
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         if let Some(o) = r.object.as_mut() {
             o.uid = uid;
             o.resource_version = rv;
@@ -442,8 +441,7 @@ impl Cluster {
         );
         let uid = rng.uuid();
         let (plain, managed, _) = self.object("Node", "v1", "", &name, &uid, ",\"spec\":{\"providerID\":\"aws:///us-east-1a/i-0abc\"},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}", "kubelet");
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         Self::allow(&mut r, String::new());
         r
     }
@@ -481,8 +479,7 @@ impl Cluster {
             ",\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}",
             "kubelet",
         );
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         Self::allow(&mut r, String::new());
         r.duration_micros = 5_000 + rng.below(10_000) as i64;
         r
@@ -607,8 +604,7 @@ impl Cluster {
         if verb == "update" {
             r.request_body = Some(plain.clone());
         }
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         Self::allow(
             &mut r,
             rbac_reason(
@@ -716,8 +712,7 @@ impl Cluster {
         let (plain, managed, rv) =
             self.object(kind, "apps/v1", &ns, &obj_name, &uid, &rest, sa_name);
         r.request_body = Some(plain.clone());
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         if let Some(o) = r.object.as_mut() {
             o.uid = uid;
             o.resource_version = rv;
@@ -775,8 +770,7 @@ impl Cluster {
             sa_name,
         );
         r.request_body = Some(plain.clone());
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         Self::allow(
             &mut r,
             rbac_reason(
@@ -1054,8 +1048,7 @@ impl Cluster {
             self.resource(&mut r, group, "v1", res, &ns, &name, "", "");
             let uid = rng.uuid();
             let (plain, managed, _) = self.object("Pod", "v1", &ns, &name, &uid, ",\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"registry.example.com/app:1.4.2\"}]},\"status\":{\"phase\":\"Running\"}", "kubectl-client-side-apply");
-            r.response_body = Some(plain);
-            r.response_body_managed = Some(managed);
+            r.respond(plain, managed);
         }
         r
     }
@@ -1143,8 +1136,7 @@ impl Cluster {
                 ),
                 "kubectl-create",
             );
-            r.response_body = Some(plain);
-            r.response_body_managed = Some(managed);
+            r.respond(plain, managed);
         }
         r
     }
@@ -1240,8 +1232,7 @@ impl Cluster {
             }
         }
         let (plain, managed, rv) = self.object("Deployment", "apps/v1", &ns, &name, &uid, &format!(",\"spec\":{{\"replicas\":3,\"template\":{{\"spec\":{{\"containers\":[{{\"name\":\"app\",\"image\":\"{image}\"}}]}}}}}}"), "argocd-controller");
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         if let Some(o) = r.object.as_mut() {
             if verb != "create" {
                 o.uid = uid;
@@ -1276,8 +1267,7 @@ impl Cluster {
         let uid = rng.uuid();
         let (plain, managed, _) =
             self.object("Secret", "v1", &ns, &name, &uid, &data, "argocd-controller");
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         r.code = 201;
         r
     }
@@ -1303,8 +1293,7 @@ impl Cluster {
             ",\"spec\":{\"unschedulable\":true}",
             "kubectl-patch",
         );
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         r
     }
 
@@ -1381,8 +1370,7 @@ impl Cluster {
             &body,
             "kubectl-create",
         );
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         r.code = 201;
         r
     }
@@ -1560,8 +1548,7 @@ impl Cluster {
             ",\"status\":{\"phase\":\"Running\"}",
             "kubelet",
         );
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         Self::allow(
             &mut r,
             rbac_reason(
@@ -1616,8 +1603,7 @@ impl Cluster {
             ",\"status\":{\"phase\":\"Active\"}",
             "kubectl-create",
         );
-        r.response_body = Some(plain);
-        r.response_body_managed = Some(managed);
+        r.respond(plain, managed);
         r
     }
 

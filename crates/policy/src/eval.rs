@@ -81,13 +81,12 @@ impl SmallMap {
         if self.lens & (1 << (k.len() % 64)) == 0 {
             return 0;
         }
-        let mut m = 0;
         for (key, mask) in self.keys.iter().zip(&self.masks) {
             if key.len() == k.len() && **key == *k {
-                m |= *mask;
+                return *mask; // keys are unique
             }
         }
-        m
+        0
     }
 }
 

@@ -608,40 +608,26 @@ fn simulate(a: SimulateArgs) -> Result<ExitCode> {
     )?;
     writeln!(out)?;
     let mut t = Table::new(&["OUTCOME", ">EVENTS", ">% EVENTS", ">BYTES", ">% BYTES"]);
-    for level in ["Metadata", "Request", "RequestResponse"] {
-        let c = sim.kept_by_level.get(level).copied().unwrap_or_default();
+    let row = |t: &mut Table, label: String, c: kaudit_policy::replay::Counts| {
         t.row(vec![
-            format!("kept at {level}"),
+            label,
             c.events.to_string(),
             pct(c.events, rec.events),
             human_bytes(c.bytes),
             pct(c.bytes, rec.bytes),
         ]);
+    };
+    for level in ["Metadata", "Request", "RequestResponse"] {
+        row(
+            &mut t,
+            format!("kept at {level}"),
+            sim.kept_by_level.get(level).copied().unwrap_or_default(),
+        );
     }
     let k = sim.kept;
-    t.row(vec![
-        "kept in all".into(),
-        k.events.to_string(),
-        pct(k.events, rec.events),
-        human_bytes(k.bytes),
-        pct(k.bytes, rec.bytes),
-    ]);
-    let n = sim.dropped_level_none;
-    t.row(vec![
-        "dropped: level None".into(),
-        n.events.to_string(),
-        pct(n.events, rec.events),
-        human_bytes(n.bytes),
-        pct(n.bytes, rec.bytes),
-    ]);
-    let s = sim.dropped_stage;
-    t.row(vec![
-        "dropped: stage omitted".into(),
-        s.events.to_string(),
-        pct(s.events, rec.events),
-        human_bytes(s.bytes),
-        pct(s.bytes, rec.bytes),
-    ]);
+    row(&mut t, "kept in all".into(), k);
+    row(&mut t, "dropped: level None".into(), sim.dropped_level_none);
+    row(&mut t, "dropped: stage omitted".into(), sim.dropped_stage);
     t.write(&mut out)?;
     writeln!(
         out,
