@@ -134,3 +134,54 @@ fn panther_records_decode_or_fail_for_a_pinned_reason() {
         check(&path, &out);
     }
 }
+
+/// The Elastic License samples are not copied into this repository; when the project's
+/// `shared/samples/` sits beside the checkout (as in CI) their outcomes are checked: the raw
+/// Kubernetes events decode, and the GKE and AKS envelopes (imported by a later release) are
+/// named for what they are.
+#[test]
+fn shared_elastic_samples_decode_or_are_named() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/elastic-integrations");
+    if !dir.is_dir() {
+        eprintln!("skipped: {} is not present", dir.display());
+        return;
+    }
+    let expect: &[(&str, u64, &[&str])] = &[
+        (
+            "azure__platformlogs__test-platformlogs-kube.log",
+            0,
+            &["AKS"],
+        ),
+        (
+            "gcp__audit__test-audit.k8s-io-lines-extract.log",
+            0,
+            &["GKE"; 6],
+        ),
+        (
+            "gcp__audit__test-k8s-nonmatching-resourcename.log",
+            0,
+            &["GKE"],
+        ),
+        ("kubernetes__audit_logs__test-audit.log", 3, &["GKE", "AKS"]),
+        ("kubernetes__audit_logs__test-kube-audit.log", 0, &["AKS"]),
+    ];
+    for (file, events, skipped) in expect {
+        let data = std::fs::read(dir.join(file)).unwrap();
+        let mut reasons = Vec::new();
+        let stats = decode::decode_slice(&data, |r| {
+            if let Err(e) = r {
+                reasons.push(e.message);
+            }
+            ControlFlow::Continue(())
+        });
+        assert_eq!(stats.events, *events, "{file}");
+        assert_eq!(reasons.len(), skipped.len(), "{file}: {reasons:?}");
+        for (m, want) in reasons.iter().zip(skipped.iter()) {
+            assert!(
+                m.contains(want) && m.contains("not a Kubernetes audit event"),
+                "{file}: {m}"
+            );
+        }
+    }
+}
