@@ -708,7 +708,7 @@ fn simulate(a: SimulateArgs) -> Result<ExitCode> {
 }
 
 fn diff(a: DiffArgs) -> Result<ExitCode> {
-    use kaudit_policy::replay::{Diff, top};
+    use kaudit_policy::replay::Diff;
     let version = a.k8s.k8s;
     let (_, old) = require_valid(&a.old, version)?;
     let (_, new) = require_valid(&a.new, version)?;
@@ -779,41 +779,21 @@ fn diff(a: DiffArgs) -> Result<ExitCode> {
         ),
         ("Newly recorded by the new policy", &d.newly_recorded),
     ] {
-        let total: u64 = m.values().map(|c| c.events).sum();
-        writeln!(out, "\n{title}: {total} events")?;
-        if total == 0 {
-            continue;
-        }
-        let (rows, rest) = top(m, a.top);
-        let mut t = Table::new(&["USER", "VERB", "RESOURCE", ">EVENTS", ">BYTES"]);
-        for (g, c) in rows {
-            t.row(vec![
-                g.user,
-                g.verb,
-                g.resource,
-                c.events.to_string(),
-                human_bytes(c.bytes),
-            ]);
-        }
-        if rest.events > 0 {
-            t.row(vec![
-                "(others)".into(),
-                String::new(),
-                String::new(),
-                rest.events.to_string(),
-                human_bytes(rest.bytes),
-            ]);
-        }
-        t.write(&mut out)?;
+        top_table(
+            &mut out,
+            title,
+            m,
+            a.top,
+            &["USER", "VERB", "RESOURCE", ">EVENTS", ">BYTES"],
+            |g| vec![g.user, g.verb, g.resource],
+        )?;
     }
-    let total: u64 = d.level_changed.values().map(|c| c.events).sum();
-    writeln!(
-        out,
-        "\nRecorded by both at a different level: {total} events"
-    )?;
-    if total > 0 {
-        let (rows, rest) = top(&d.level_changed, a.top);
-        let mut t = Table::new(&[
+    top_table(
+        &mut out,
+        "Recorded by both at a different level",
+        &d.level_changed,
+        a.top,
+        &[
             "USER",
             "VERB",
             "RESOURCE",
@@ -821,31 +801,48 @@ fn diff(a: DiffArgs) -> Result<ExitCode> {
             "NEW",
             ">EVENTS",
             ">NEW BYTES",
-        ]);
-        for ((g, o, n), c) in rows {
-            t.row(vec![
-                g.user,
-                g.verb,
-                g.resource,
-                o,
-                n,
-                c.events.to_string(),
-                human_bytes(c.bytes),
-            ]);
-        }
-        if rest.events > 0 {
-            t.row(vec![
-                "(others)".into(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                rest.events.to_string(),
-                human_bytes(rest.bytes),
-            ]);
-        }
-        t.write(&mut out)?;
+        ],
+        |(g, o, n)| vec![g.user, g.verb, g.resource, o, n],
+    )?;
+    if d.new.understated > 0 {
+        writeln!(
+            out,
+            "\nNote: {} events were recorded at a lower level than the new policy asks: their bodies are not in the logs, so new bytes are understated.",
+            d.new.understated
+        )?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `title: N events`, then the `top` largest groups of `m` and an "(others)" row for the rest.
+/// `cells` gives a group's leading columns; events and bytes follow.
+fn top_table<K: Clone + Ord>(
+    out: &mut impl Write,
+    title: &str,
+    m: &std::collections::BTreeMap<K, kaudit_policy::replay::Counts>,
+    top: usize,
+    header: &[&str],
+    cells: impl Fn(K) -> Vec<String>,
+) -> Result<()> {
+    let total: u64 = m.values().map(|c| c.events).sum();
+    writeln!(out, "\n{title}: {total} events")?;
+    if total == 0 {
+        return Ok(());
+    }
+    let (rows, rest) = kaudit_policy::replay::top(m, top);
+    let mut t = Table::new(header);
+    for (k, c) in rows {
+        let mut row = cells(k);
+        row.extend([c.events.to_string(), human_bytes(c.bytes)]);
+        t.row(row);
+    }
+    if rest.events > 0 {
+        let mut row = vec!["(others)".to_string()];
+        row.resize(header.len() - 2, String::new());
+        row.extend([rest.events.to_string(), human_bytes(rest.bytes)]);
+        t.row(row);
+    }
+    t.write(out)?;
+    Ok(())
 }
