@@ -44,6 +44,8 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 
 #[test]
 fn every_event_decodes_and_matches_its_policy_decision() {
+    // Every built-in profile, to cross-check the indexed evaluation against a plain scan.
+    let all: Vec<Evaluator> = profiles::PROFILES.iter().map(|p| policy(p.name)).collect();
     for profile in ["recipe", "hardened", "gce"] {
         let c = cfg(20_000, 3, Format::Lines, profile);
         let data = run(&c);
@@ -61,7 +63,17 @@ fn every_event_decodes_and_matches_its_policy_decision() {
             assert!(at >= last, "line {}: out of order", rec.line);
             last = at;
             // The recorded level and stage are what the policy decides for these attributes.
-            let d = ev.evaluate(&Attributes::from_event(e));
+            let attrs = Attributes::from_event(e);
+            let d = ev.evaluate(&attrs);
+            for other in &all {
+                let linear = (0..other.len()).find(|&i| other.rule_matches(i, &attrs));
+                assert_eq!(
+                    other.evaluate(&attrs).rule,
+                    linear,
+                    "index disagrees: {}",
+                    rec.raw
+                );
+            }
             assert_eq!(
                 e.level,
                 Some(d.level),

@@ -39,7 +39,9 @@ pub struct Evaluator {
 }
 
 /// Which rules can possibly match, by the cheap attributes, one bit per rule (policies of up
-/// to 64 rules). Only prunes: the exact matcher still decides every candidate, in order.
+/// to 64 rules). User, groups, verb, namespace and (API group, resource, subresource) are
+/// indexed exactly; a candidate in `exact` needs no further check for a resource request.
+/// The rest (resourceNames, non-resource URLs) is decided by the exact matcher, in order.
 #[derive(Clone, Debug, Default)]
 struct Index {
     users: SmallMap,
@@ -48,14 +50,67 @@ struct Index {
     any_group: u64,
     verbs: SmallMap,
     any_verb: u64,
+    namespaces: SmallMap,
+    any_namespace: u64,
+    /// API group -> index into `tables`.
     api_groups: SmallMap,
-    any_api_group: u64,
+    tables: Vec<GroupTable>,
+    /// Rules with `group: "*"` (1.36+): their resources apply in every API group.
+    wildcard: GroupTable,
+    /// Resource rules with no `resources`: every (group, resource) passes.
+    any_resource: u64,
     resource_rules: u64,
     non_resource_rules: u64,
+    /// Rules fully decided by the masks for resource requests.
+    exact: u64,
 }
 
-/// A few strings, each with a rule mask. Policies name a handful of users, groups, verbs and
-/// API groups: comparing lengths first and then bytes beats hashing for these sizes.
+/// The resources one API group's entries name, by shape of the spec.
+#[derive(Clone, Debug, Default)]
+struct GroupTable {
+    /// `resources: []` or `"*"`: everything in the group.
+    all: u64,
+    /// `"pods"` (no subresource) or `"pods/exec"`, keyed by the whole spec.
+    exact: SmallMap,
+    /// `"pods/*"`, keyed by `pods`: the resource with or without any subresource.
+    prefix: SmallMap,
+    /// `"*/exec"`, keyed by `exec`: any resource with that subresource.
+    sub: SmallMap,
+}
+
+impl GroupTable {
+    fn add(&mut self, gr: &GroupResources, bit: u64) {
+        if gr.resources.is_empty() {
+            self.all |= bit;
+        }
+        for res in &gr.resources {
+            if res == "*" {
+                self.all |= bit;
+            } else if let Some(sub) = res.strip_prefix("*/") {
+                self.sub.add(sub, bit);
+            } else if let Some(r) = res.strip_suffix("/*") {
+                self.prefix.add(r, bit);
+            } else {
+                self.exact.add(res, bit);
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self, resource: &str, sub: &str) -> u64 {
+        let mut m = self.all | self.prefix.get(resource);
+        if sub.is_empty() {
+            m |= self.exact.get(resource);
+        } else {
+            m |= self.exact.get_joined(resource, sub) | self.sub.get(sub);
+        }
+        m
+    }
+}
+
+/// A few strings, each with a value (a rule mask, or an index). Policies name a handful of
+/// users, groups, verbs and API groups: comparing lengths first and then bytes beats hashing
+/// for these sizes.
 #[derive(Clone, Debug, Default)]
 struct SmallMap {
     keys: Vec<Box<str>>,
@@ -76,14 +131,38 @@ impl SmallMap {
         }
     }
 
+    /// The slot of `k`, adding it (with value 0) when absent.
+    fn slot(&mut self, k: &str) -> usize {
+        self.add(k, 0);
+        self.keys.iter().position(|x| &**x == k).unwrap()
+    }
+
     #[inline]
     fn get(&self, k: &str) -> u64 {
+        self.find(k).map_or(0, |i| self.masks[i])
+    }
+
+    #[inline]
+    fn find(&self, k: &str) -> Option<usize> {
         if self.lens & (1 << (k.len() % 64)) == 0 {
+            return None;
+        }
+        // keys are unique
+        self.keys
+            .iter()
+            .position(|key| key.len() == k.len() && **key == *k)
+    }
+
+    /// The value of `a + "/" + b`, without building the string.
+    #[inline]
+    fn get_joined(&self, a: &str, b: &str) -> u64 {
+        let len = a.len() + 1 + b.len();
+        if self.lens & (1 << (len % 64)) == 0 {
             return 0;
         }
         for (key, mask) in self.keys.iter().zip(&self.masks) {
-            if key.len() == k.len() && **key == *k {
-                return *mask; // keys are unique
+            if key.len() == len && combined_eq(key, a, b) {
+                return *mask;
             }
         }
         0
@@ -109,11 +188,21 @@ impl Index {
             add(&mut ix.users, &mut ix.any_user, &r.users);
             add(&mut ix.groups, &mut ix.any_group, &r.user_groups);
             add(&mut ix.verbs, &mut ix.any_verb, &r.verbs);
-            let api: Vec<String> = r.resources.iter().map(|g| g.group.clone()).collect();
-            if r.resources.iter().any(|g| group_wildcard && g.group == "*") {
-                ix.any_api_group |= bit;
-            } else {
-                add(&mut ix.api_groups, &mut ix.any_api_group, &api);
+            add(&mut ix.namespaces, &mut ix.any_namespace, &r.namespaces);
+            if r.resources.is_empty() {
+                ix.any_resource |= bit;
+            }
+            for gr in &r.resources {
+                if group_wildcard && gr.group == "*" {
+                    ix.wildcard.add(gr, bit);
+                } else {
+                    let t = ix.api_groups.slot(&gr.group);
+                    if t == ix.tables.len() {
+                        ix.tables.push(GroupTable::default());
+                    }
+                    ix.api_groups.masks[t] = t as u64;
+                    ix.tables[t].add(gr, bit);
+                }
             }
             let resource_only = !r.namespaces.is_empty() || !r.resources.is_empty();
             let non_resource_only = !resource_only && !r.non_resource_urls.is_empty();
@@ -123,12 +212,15 @@ impl Index {
             if !resource_only {
                 ix.non_resource_rules |= bit;
             }
+            if r.resources.iter().all(|g| g.resource_names.is_empty()) {
+                ix.exact |= bit;
+            }
         }
         Some(ix)
     }
 
-    /// Rules that match `a` on user, groups and verb (exactly), and on request kind and API
-    /// group (necessary conditions). The rest is checked by `Evaluator::matches_target`.
+    /// Rules that match `a` on user, groups and verb, and for a resource request on namespace
+    /// and (API group, resource, subresource); exactly, except for the parts outside `exact`.
     fn candidates(&self, a: &Attributes<'_>) -> u64 {
         let look = |m: &SmallMap, k: &str| m.get(k);
         let mut mask = if a.resource_request {
@@ -154,8 +246,18 @@ impl Index {
                 }
             }
         }
-        if a.resource_request && mask & !self.any_api_group != 0 {
-            mask &= self.any_api_group | look(&self.api_groups, &a.api_group);
+        if a.resource_request {
+            if mask & !self.any_namespace != 0 {
+                mask &= self.any_namespace | look(&self.namespaces, &a.namespace);
+            }
+            if mask & !self.any_resource != 0 {
+                let (res, sub) = (&*a.resource, &*a.subresource);
+                let mut m = self.any_resource | self.wildcard.get(res, sub);
+                if let Some(t) = self.api_groups.find(&a.api_group) {
+                    m |= self.tables[t].get(res, sub);
+                }
+                mask &= m;
+            }
         }
         mask
     }
@@ -223,9 +325,10 @@ impl Evaluator {
             Some(ix) => {
                 let mut mask = ix.candidates(a);
                 let mut hit = None;
+                let exact = if a.resource_request { ix.exact } else { 0 };
                 while mask != 0 {
                     let i = mask.trailing_zeros() as usize;
-                    if self.matches_target(&self.rules[i], a) {
+                    if exact & (1 << i) != 0 || self.matches_target(&self.rules[i], a) {
                         hit = Some(i);
                         break;
                     }

@@ -82,6 +82,10 @@ fn conformance_vectors() {
                         resource_request: r["resourceRequest"].as_bool().unwrap(),
                     };
                     let d = ev.evaluate(&attrs);
+                    // The candidate index only prunes: the first rule that matches on its own
+                    // is the one the indexed evaluation picked.
+                    let linear = (0..ev.len()).find(|&i| ev.rule_matches(i, &attrs));
+                    assert_eq!(d.rule, linear, "{name} @{version}: index disagrees");
                     let e = &case["expect"];
                     let want_stages: StageSet = e["omitStages"]
                         .as_array()
