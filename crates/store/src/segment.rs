@@ -1,0 +1,459 @@
+//! Sealed segments: standard Parquet files, one row per stored event.
+//!
+//! Schema version 1 (documented in `docs/store-format.md`): typed columns for what people
+//! filter and group on, plus the stored record itself (`received`, `cluster`, `event`), from
+//! which the Merkle leaf is recomputed. Written to a temporary name, fsync'd, then renamed.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Int32Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    UInt64Builder,
+};
+use arrow_array::{
+    Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use kaudit_model::Event;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::record::StoredRecord;
+
+/// The version of the segment schema written now.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Rows per Parquet row group (and per term-set entry in the manifest).
+pub const ROW_GROUP: usize = 65_536;
+/// Term sets larger than this are not kept (the row group cannot be skipped on that column).
+const MAX_TERMS: usize = 64;
+
+/// The columns, in order.
+pub fn schema() -> SchemaRef {
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let o = |n: &str| Field::new(n, DataType::Utf8, true);
+    Arc::new(Schema::new(vec![
+        Field::new("leaf", DataType::UInt64, false),
+        Field::new("received", ts(), false),
+        s("cluster"),
+        Field::new("time", ts(), true),
+        Field::new("stage_time", ts(), true),
+        s("audit_id"),
+        s("stage"),
+        s("level"),
+        s("verb"),
+        s("user"),
+        Field::new(
+            "groups",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            false,
+        ),
+        o("impersonated_user"),
+        o("source_ip"),
+        o("user_agent"),
+        o("namespace"),
+        o("api_group"),
+        o("api_version"),
+        o("resource"),
+        o("subresource"),
+        o("name"),
+        Field::new("code", DataType::Int32, true),
+        o("decision"),
+        o("reason"),
+        s("request_uri"),
+        Field::new("first", DataType::Boolean, false),
+        s("event"),
+    ]))
+}
+
+/// Distinct values of a column in one row group, when there are few.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowGroupTerms {
+    pub rows: u64,
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    /// Column name -> its distinct values (absent: too many to list).
+    pub terms: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+const TERM_COLUMNS: [&str; 6] = ["verb", "resource", "namespace", "user", "cluster", "stage"];
+
+/// Accumulates rows and writes them as one segment.
+pub struct Builder {
+    leaf: UInt64Builder,
+    received: TimestampMicrosecondBuilder,
+    cluster: StringBuilder,
+    time: TimestampMicrosecondBuilder,
+    stage_time: TimestampMicrosecondBuilder,
+    audit_id: StringBuilder,
+    stage: StringBuilder,
+    level: StringBuilder,
+    verb: StringBuilder,
+    user: StringBuilder,
+    groups: ListBuilder<StringBuilder>,
+    impersonated_user: StringBuilder,
+    source_ip: StringBuilder,
+    user_agent: StringBuilder,
+    namespace: StringBuilder,
+    api_group: StringBuilder,
+    api_version: StringBuilder,
+    resource: StringBuilder,
+    subresource: StringBuilder,
+    name: StringBuilder,
+    code: Int32Builder,
+    decision: StringBuilder,
+    reason: StringBuilder,
+    request_uri: StringBuilder,
+    first: BooleanBuilder,
+    event: StringBuilder,
+    rows: usize,
+    groups_terms: Vec<RowGroupTerms>,
+    cur_terms: [BTreeSet<String>; 6],
+    cur_overflow: [bool; 6],
+    cur_rows: u64,
+    cur_min: Option<i64>,
+    cur_max: Option<i64>,
+}
+
+fn ts_builder() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+fn opt(b: &mut StringBuilder, s: &str) {
+    if s.is_empty() {
+        b.append_null()
+    } else {
+        b.append_value(s)
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            leaf: UInt64Builder::new(),
+            received: ts_builder(),
+            cluster: StringBuilder::new(),
+            time: ts_builder(),
+            stage_time: ts_builder(),
+            audit_id: StringBuilder::new(),
+            stage: StringBuilder::new(),
+            level: StringBuilder::new(),
+            verb: StringBuilder::new(),
+            user: StringBuilder::new(),
+            groups: ListBuilder::new(StringBuilder::new()),
+            impersonated_user: StringBuilder::new(),
+            source_ip: StringBuilder::new(),
+            user_agent: StringBuilder::new(),
+            namespace: StringBuilder::new(),
+            api_group: StringBuilder::new(),
+            api_version: StringBuilder::new(),
+            resource: StringBuilder::new(),
+            subresource: StringBuilder::new(),
+            name: StringBuilder::new(),
+            code: Int32Builder::new(),
+            decision: StringBuilder::new(),
+            reason: StringBuilder::new(),
+            request_uri: StringBuilder::new(),
+            first: BooleanBuilder::new(),
+            event: StringBuilder::new(),
+            rows: 0,
+            groups_terms: Vec::new(),
+            cur_terms: Default::default(),
+            cur_overflow: [false; 6],
+            cur_rows: 0,
+            cur_min: None,
+            cur_max: None,
+        }
+    }
+
+    /// The number of rows added.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row was added.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Adds one stored record with its parsed event. `first` says whether it is the first
+    /// stored stage of its request.
+    pub fn push(&mut self, leaf: u64, rec: &StoredRecord<'_>, e: &Event<'_>, first: bool) {
+        self.leaf.append_value(leaf);
+        self.received.append_value(rec.received);
+        self.cluster.append_value(rec.cluster);
+        let t = e.request_received_timestamp.map(|t| t.micros());
+        self.time.append_option(t);
+        self.stage_time
+            .append_option(e.stage_timestamp.map(|t| t.micros()));
+        self.audit_id.append_value(e.audit_id.as_str());
+        let stage = e.stage.map_or("", |s| s.as_str());
+        self.stage.append_value(stage);
+        self.level.append_value(e.level.map_or("", |l| l.as_str()));
+        self.verb.append_value(e.verb.as_str());
+        self.user.append_value(e.user.username.as_str());
+        for g in &e.user.groups {
+            self.groups.values().append_value(g.as_str());
+        }
+        self.groups.append(true);
+        match &e.impersonated_user {
+            Some(u) => opt(&mut self.impersonated_user, u.username.as_str()),
+            None => self.impersonated_user.append_null(),
+        }
+        opt(
+            &mut self.source_ip,
+            e.source_ips.first().map_or("", |s| s.as_str()),
+        );
+        opt(&mut self.user_agent, e.user_agent.as_str());
+        let (ns, grp, ver, res, sub, name) = match &e.object_ref {
+            Some(o) => (
+                o.namespace.as_str(),
+                o.api_group.as_str(),
+                o.api_version.as_str(),
+                o.resource.as_str(),
+                o.subresource.as_str(),
+                o.name.as_str(),
+            ),
+            None => ("", "", "", "", "", ""),
+        };
+        opt(&mut self.namespace, ns);
+        // The core group is "" in objectRef: stored as "" (not null) for resource requests.
+        if e.object_ref.is_some() {
+            self.api_group.append_value(grp);
+        } else {
+            self.api_group.append_null();
+        }
+        opt(&mut self.api_version, ver);
+        opt(&mut self.resource, res);
+        opt(&mut self.subresource, sub);
+        opt(&mut self.name, name);
+        self.code.append_option(e.code());
+        opt(
+            &mut self.decision,
+            e.annotations
+                .get("authorization.k8s.io/decision")
+                .unwrap_or(""),
+        );
+        opt(
+            &mut self.reason,
+            e.annotations
+                .get("authorization.k8s.io/reason")
+                .unwrap_or(""),
+        );
+        self.request_uri.append_value(e.request_uri.as_str());
+        self.first.append_value(first);
+        self.event.append_value(rec.event);
+        self.rows += 1;
+
+        let vals = [
+            e.verb.as_str(),
+            res,
+            ns,
+            e.user.username.as_str(),
+            rec.cluster,
+            stage,
+        ];
+        for (i, v) in vals.iter().enumerate() {
+            if !self.cur_overflow[i] && !self.cur_terms[i].contains(*v) {
+                if self.cur_terms[i].len() >= MAX_TERMS {
+                    self.cur_overflow[i] = true;
+                    self.cur_terms[i].clear();
+                } else {
+                    self.cur_terms[i].insert(v.to_string());
+                }
+            }
+        }
+        if let Some(t) = t {
+            self.cur_min = Some(self.cur_min.map_or(t, |m| m.min(t)));
+            self.cur_max = Some(self.cur_max.map_or(t, |m| m.max(t)));
+        }
+        self.cur_rows += 1;
+        if self.cur_rows as usize == ROW_GROUP {
+            self.close_group();
+        }
+    }
+
+    fn close_group(&mut self) {
+        if self.cur_rows == 0 {
+            return;
+        }
+        let mut g = RowGroupTerms {
+            rows: self.cur_rows,
+            min_time: self.cur_min.take(),
+            max_time: self.cur_max.take(),
+            ..Default::default()
+        };
+        for (i, col) in TERM_COLUMNS.iter().enumerate() {
+            if !self.cur_overflow[i] {
+                g.terms.insert(
+                    col.to_string(),
+                    std::mem::take(&mut self.cur_terms[i]).into_iter().collect(),
+                );
+            }
+            self.cur_terms[i].clear();
+            self.cur_overflow[i] = false;
+        }
+        self.cur_rows = 0;
+        self.groups_terms.push(g);
+    }
+
+    /// Builds the Arrow batch (for the in-memory tail) without consuming the builder's terms.
+    pub fn finish_batch(&mut self) -> RecordBatch {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.leaf.finish()),
+            Arc::new(self.received.finish()),
+            Arc::new(self.cluster.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.stage_time.finish()),
+            Arc::new(self.audit_id.finish()),
+            Arc::new(self.stage.finish()),
+            Arc::new(self.level.finish()),
+            Arc::new(self.verb.finish()),
+            Arc::new(self.user.finish()),
+            Arc::new(self.groups.finish()),
+            Arc::new(self.impersonated_user.finish()),
+            Arc::new(self.source_ip.finish()),
+            Arc::new(self.user_agent.finish()),
+            Arc::new(self.namespace.finish()),
+            Arc::new(self.api_group.finish()),
+            Arc::new(self.api_version.finish()),
+            Arc::new(self.resource.finish()),
+            Arc::new(self.subresource.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.code.finish()),
+            Arc::new(self.decision.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.request_uri.finish()),
+            Arc::new(self.first.finish()),
+            Arc::new(self.event.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(schema(), cols).expect("columns match the schema")
+    }
+
+    /// Writes everything added as a segment file at `path` (via a temporary file and rename),
+    /// returning the per-row-group term sets.
+    pub fn write(
+        mut self,
+        path: &Path,
+        first_leaf: u64,
+        origin: &str,
+    ) -> Result<Vec<RowGroupTerms>, String> {
+        self.close_group();
+        let terms = std::mem::take(&mut self.groups_terms);
+        let batch = self.finish_batch();
+        let tmp = path.with_extension("parquet.tmp");
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
+        let file = File::create(&tmp).map_err(|e| err(&e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+            .set_max_row_group_row_count(Some(ROW_GROUP))
+            .set_created_by(format!("kaudit {}", env!("CARGO_PKG_VERSION")))
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new("kaudit.schema".into(), SCHEMA_VERSION.to_string()),
+                KeyValue::new("kaudit.first_leaf".into(), first_leaf.to_string()),
+                KeyValue::new("kaudit.origin".into(), origin.to_string()),
+            ]))
+            .build();
+        let mut w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| err(&e))?;
+        w.write(&batch).map_err(|e| err(&e))?;
+        let file = w.into_inner().map_err(|e| err(&e))?;
+        file.sync_all().map_err(|e| err(&e))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(|e| err(&e))?;
+        if let Some(dir) = path.parent() {
+            crate::wal::sync_dir(dir).map_err(|e| err(&e))?;
+        }
+        Ok(terms)
+    }
+}
+
+/// The file name of a segment holding leaves `first..=last`.
+pub fn file_name(dir: &Path, first: u64, last: u64) -> PathBuf {
+    dir.join(format!("{first:020}-{last:020}.parquet"))
+}
+
+/// Opens a segment for reading the given columns (by name), all row groups or some.
+pub fn read(
+    path: &Path,
+    columns: &[&str],
+    row_groups: Option<Vec<usize>>,
+    mut f: impl FnMut(RecordBatch) -> Result<(), String>,
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = File::open(path).map_err(|e| err(&e))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let mask = ProjectionMask::columns(b.parquet_schema(), columns.iter().copied());
+    let mut b = b.with_projection(mask).with_batch_size(8192);
+    if let Some(g) = row_groups {
+        b = b.with_row_groups(g);
+    }
+    for batch in b.build().map_err(|e| err(&e))? {
+        f(batch.map_err(|e| err(&e))?)?;
+    }
+    Ok(())
+}
+
+/// The key-value metadata of a segment.
+pub fn metadata(path: &Path) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = File::open(path).map_err(|e| err(&e))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(kv) = b.metadata().file_metadata().key_value_metadata() {
+        for k in kv {
+            out.insert(k.key.clone(), k.value.clone().unwrap_or_default());
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the stored records of a segment in order: (leaf index, record).
+pub fn records(
+    path: &Path,
+    mut f: impl FnMut(u64, StoredRecord<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    read(path, &["leaf", "received", "cluster", "event"], None, |b| {
+        let leaf = col::<UInt64Array>(&b, "leaf")?;
+        let rec = col::<TimestampMicrosecondArray>(&b, "received")?;
+        let cl = col::<StringArray>(&b, "cluster")?;
+        let ev = col::<StringArray>(&b, "event")?;
+        for i in 0..b.num_rows() {
+            f(
+                leaf.value(i),
+                StoredRecord {
+                    received: rec.value(i),
+                    cluster: cl.value(i),
+                    event: ev.value(i),
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// A column of a batch by name, as its concrete type.
+pub fn col<'b, T: 'static>(b: &'b RecordBatch, name: &str) -> Result<&'b T, String> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| format!("column {name} is missing or has the wrong type"))
+}
+
+/// Whether an array value is null (helper for callers without the Array trait in scope).
+pub fn is_null(a: &dyn Array, i: usize) -> bool {
+    a.is_null(i)
+}

@@ -1,0 +1,620 @@
+//! The data directory as a whole: appending (group commit), checkpoints, sealing, retention,
+//! and recovery on open.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::hash::Hasher;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kaudit_model::{Event, Stage};
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{Manifest, SegmentMeta, unhex};
+use crate::merkle::{Frontier, hex, leaf_hash};
+use crate::note::{Checkpoint, Keys};
+use crate::record::{MAX_CLUSTER, StoredRecord};
+use crate::segment;
+use crate::wal;
+
+/// Tuning.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Seal the WAL into a segment after this many records.
+    pub seal_rows: u64,
+    /// Sign a checkpoint at most this often while appending (and always on seal and close).
+    pub checkpoint_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seal_rows: 1_000_000,
+            checkpoint_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One event to store.
+pub struct Incoming<'a> {
+    /// When it was received (microseconds since the epoch).
+    pub received: i64,
+    pub cluster: &'a str,
+    /// The event's JSON exactly as received.
+    pub raw: &'a str,
+    /// The same event, parsed.
+    pub event: &'a Event<'a>,
+}
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub stored: u64,
+    /// Skipped: the same (cluster, auditID, stage) is already stored.
+    pub duplicates: u64,
+}
+
+/// What opening found and repaired.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// A torn tail cut from the last WAL file: (file, bytes cut, why).
+    pub torn_tail: Option<(PathBuf, u64, String)>,
+    /// WAL files sealed on open (left by an interrupted seal).
+    pub sealed_on_open: usize,
+}
+
+/// The paths inside a data directory.
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn wal(&self) -> PathBuf {
+        self.root.join("wal")
+    }
+    pub fn segments(&self) -> PathBuf {
+        self.root.join("segments")
+    }
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("manifest.json")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints.jsonl")
+    }
+    pub fn retention(&self) -> PathBuf {
+        self.root.join("retention.jsonl")
+    }
+}
+
+/// An open, writable data directory.
+pub struct Store {
+    layout: Layout,
+    keys: Keys,
+    manifest: Manifest,
+    opts: Options,
+    wal: wal::Writer,
+    wal_rows: u64,
+    frontier: Frontier,
+    /// (cluster, auditID) -> bit per stage stored.
+    seen: HashMap<u128, u8>,
+    checkpoints: File,
+    last_checkpoint: (u64, Instant),
+    scratch: Vec<u8>,
+    recovery: Recovery,
+}
+
+/// A store error: what and where.
+pub type Result<T> = std::result::Result<T, String>;
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
+/// The dedup key of a request.
+pub fn request_key(cluster: &str, audit_id: &str) -> u128 {
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    b.write_u64(0x9e37_79b9_7f4a_7c15);
+    for h in [&mut a, &mut b] {
+        h.write(cluster.as_bytes());
+        h.write_u8(0xff);
+        h.write(audit_id.as_bytes());
+    }
+    (a.finish() as u128) << 64 | b.finish() as u128
+}
+
+fn stage_bit(s: Option<Stage>) -> u8 {
+    match s {
+        Some(Stage::RequestReceived) => 1,
+        Some(Stage::ResponseStarted) => 2,
+        Some(Stage::ResponseComplete) => 4,
+        Some(Stage::Panic) => 8,
+        None => 16,
+    }
+}
+
+/// Current time in microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens the data directory at `dir`, creating it (and a signing key) if needed, and
+    /// recovers from a crash: cuts a torn WAL tail, finishes an interrupted seal.
+    pub fn open(dir: &Path, opts: Options) -> Result<Store> {
+        let layout = Layout {
+            root: dir.to_path_buf(),
+        };
+        for d in [layout.wal(), layout.segments()] {
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        let keys = if layout.keys().join("signing.key").exists() {
+            Keys::load(&layout.keys()).map_err(io_err(&layout.keys()))?
+        } else {
+            let mut id = [0u8; 8];
+            getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+            let k =
+                Keys::generate(format!("kaudit/{}", hex(&id))).map_err(io_err(&layout.keys()))?;
+            k.save(&layout.keys()).map_err(io_err(&layout.keys()))?;
+            k
+        };
+        let manifest = if layout.manifest().exists() {
+            Manifest::load(&layout.manifest()).map_err(io_err(&layout.manifest()))?
+        } else {
+            let m = Manifest::new(keys.origin.clone());
+            m.save(&layout.manifest())
+                .map_err(io_err(&layout.manifest()))?;
+            m
+        };
+        let hashes = manifest
+            .sealed_frontier
+            .iter()
+            .map(|h| unhex(h).ok_or_else(|| format!("manifest.json: bad hash {h:?}")))
+            .collect::<Result<Vec<_>>>()?;
+        let frontier = Frontier::from_parts(manifest.sealed_size, hashes)
+            .map_err(|e| format!("manifest.json: sealed_frontier: {e}"))?;
+        // Leftovers of an interrupted seal.
+        for e in fs::read_dir(layout.segments()).map_err(io_err(&layout.segments()))? {
+            let p = e.map_err(io_err(&layout.segments()))?.path();
+            if p.extension().is_some_and(|x| x == "tmp") {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+        let checkpoints = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(layout.checkpoints())
+            .map_err(io_err(&layout.checkpoints()))?;
+        let mut files = wal::list(&layout.wal()).map_err(io_err(&layout.wal()))?;
+        let mut store_frontier = frontier;
+        let mut recovery = Recovery::default();
+        // WAL files wholly below the sealed size were sealed: their deletion was interrupted.
+        let mut sealed_files = Vec::new();
+        files.retain(|(first, p)| {
+            if *first < manifest.sealed_size {
+                sealed_files.push(p.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for p in sealed_files {
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+        let mut seen = HashMap::new();
+        load_seen_from_segments(&layout, &manifest, &mut seen)?;
+        let n = files.len();
+        let mut last: Option<(u64, PathBuf, u64, u64)> = None;
+        for (i, (first, path)) in files.into_iter().enumerate() {
+            if first != store_frontier.size() {
+                return Err(format!(
+                    "{}: starts at leaf {first}, but the log so far ends at {}: a WAL file is \
+                     missing or misplaced (run `kaudit verify`)",
+                    path.display(),
+                    store_frontier.size()
+                ));
+            }
+            let mut rows = 0;
+            let scan = wal::scan(&path, |_, payload| {
+                store_frontier.push(leaf_hash(payload));
+                rows += 1;
+                if let Ok(r) = StoredRecord::decode(payload) {
+                    note_seen(&mut seen, r.cluster, r.event);
+                }
+            })
+            .map_err(io_err(&path))?;
+            if let Some(d) = scan.damage {
+                if i + 1 < n {
+                    return Err(format!(
+                        "{}: record {} at byte {}: {} (not the last WAL file, so not a torn \
+                         write: run `kaudit verify`)",
+                        path.display(),
+                        d.record,
+                        d.offset,
+                        d.what
+                    ));
+                }
+                let len = fs::metadata(&path).map_err(io_err(&path))?.len();
+                recovery.torn_tail = Some((path.clone(), len - scan.valid_len, d.what));
+            }
+            last = Some((first, path, scan.valid_len, rows));
+        }
+        let (wal, wal_rows) = match last {
+            Some((first, path, valid, rows)) => (
+                wal::Writer::reopen(&path, first, valid).map_err(io_err(&path))?,
+                rows,
+            ),
+            None => (
+                wal::Writer::create(&layout.wal(), store_frontier.size())
+                    .map_err(io_err(&layout.wal()))?,
+                0,
+            ),
+        };
+        let mut store = Store {
+            layout,
+            keys,
+            manifest,
+            opts,
+            wal,
+            wal_rows,
+            frontier: store_frontier,
+            seen,
+            checkpoints,
+            last_checkpoint: (0, Instant::now()),
+            scratch: Vec::new(),
+            recovery,
+        };
+        store.last_checkpoint = (store.latest_checkpoint_size(), Instant::now());
+        if store.wal_rows >= store.opts.seal_rows {
+            store.seal()?;
+            store.recovery.sealed_on_open += 1;
+        }
+        Ok(store)
+    }
+
+    fn latest_checkpoint_size(&self) -> u64 {
+        fs::read_to_string(self.layout.checkpoints())
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str::<CheckpointLine>(l).ok())
+            })
+            .and_then(|c| {
+                self.keys
+                    .open(&c.note)
+                    .ok()
+                    .and_then(|b| Checkpoint::parse(b).ok())
+            })
+            .map_or(0, |c| c.size)
+    }
+
+    /// What opening repaired.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The number of events stored (the tree size), including those removed by retention.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Stores a batch durably: one write and one fsync for the whole batch. Events already
+    /// stored (same cluster, auditID and stage) are skipped. On error nothing of the batch is
+    /// kept.
+    pub fn append(&mut self, batch: &[Incoming<'_>]) -> Result<Appended> {
+        let mut frames = std::mem::take(&mut self.scratch);
+        frames.clear();
+        let mut out = Appended::default();
+        let mut leaves = Vec::with_capacity(batch.len());
+        let mut rec = Vec::new();
+        let mut undo: Vec<(u128, u8)> = Vec::new();
+        for inc in batch {
+            if inc.cluster.len() > MAX_CLUSTER {
+                return Err(format!("cluster name longer than {MAX_CLUSTER} bytes"));
+            }
+            let audit_id = inc.event.audit_id.as_str();
+            let mut flags = wal::FIRST;
+            if !audit_id.is_empty() {
+                let key = request_key(inc.cluster, audit_id);
+                let bit = stage_bit(inc.event.stage);
+                let e = self.seen.entry(key).or_default();
+                if *e & bit != 0 {
+                    out.duplicates += 1;
+                    continue;
+                }
+                if *e != 0 {
+                    flags = 0;
+                }
+                undo.push((key, *e));
+                *e |= bit;
+            }
+            rec.clear();
+            StoredRecord {
+                received: inc.received,
+                cluster: inc.cluster,
+                event: inc.raw,
+            }
+            .encode(&mut rec);
+            if rec.len() > wal::MAX_RECORD {
+                self.undo(&undo);
+                return Err(format!(
+                    "event {audit_id:?} is {} bytes, above the {} byte limit",
+                    rec.len(),
+                    wal::MAX_RECORD
+                ));
+            }
+            leaves.push(leaf_hash(&rec));
+            wal::frame(flags, &rec, &mut frames);
+            out.stored += 1;
+        }
+        if out.stored > 0
+            && let Err(e) = self.wal.append_durable(&frames)
+        {
+            self.undo(&undo);
+            self.scratch = frames;
+            return Err(format!("{}: {e}", self.wal.path.display()));
+        }
+        self.scratch = frames;
+        for l in leaves {
+            self.frontier.push(l);
+        }
+        self.wal_rows += out.stored;
+        if self.last_checkpoint.1.elapsed() >= self.opts.checkpoint_every {
+            self.checkpoint()?;
+        }
+        if self.wal_rows >= self.opts.seal_rows {
+            self.seal()?;
+        }
+        Ok(out)
+    }
+
+    fn undo(&mut self, undo: &[(u128, u8)]) {
+        for (k, old) in undo.iter().rev() {
+            if *old == 0 {
+                self.seen.remove(k);
+            } else {
+                self.seen.insert(*k, *old);
+            }
+        }
+    }
+
+    /// Signs a checkpoint of the current tree head, if it grew since the last one.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let size = self.frontier.size();
+        if size == self.last_checkpoint.0 && size != 0 {
+            self.last_checkpoint.1 = Instant::now();
+            return Ok(());
+        }
+        let cp = Checkpoint {
+            origin: self.keys.origin.clone(),
+            size,
+            root: self.frontier.root(),
+            time: now_micros(),
+        };
+        let note = self.keys.sign(&cp.body());
+        let mut line = serde_json::to_string(&CheckpointLine { note }).unwrap();
+        line.push('\n');
+        let p = self.layout.checkpoints();
+        self.checkpoints
+            .write_all(line.as_bytes())
+            .map_err(io_err(&p))?;
+        self.last_checkpoint = (size, Instant::now());
+        Ok(())
+    }
+
+    /// Seals the current WAL file into a segment and starts a new one.
+    pub fn seal(&mut self) -> Result<()> {
+        if self.wal_rows == 0 {
+            return Ok(());
+        }
+        self.checkpoint()?;
+        let cp_path = self.layout.checkpoints();
+        self.checkpoints.sync_data().map_err(io_err(&cp_path))?;
+        let first = self.wal.first;
+        let last = self.frontier.size() - 1;
+        let wal_path = self.wal.path.clone();
+        let mut b = segment::Builder::new();
+        let mut leaf = first;
+        let mut err = None;
+        wal::scan(&wal_path, |flags, payload| {
+            if err.is_some() {
+                return;
+            }
+            let r = match StoredRecord::decode(payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    err = Some(format!("{}: leaf {leaf}: {e}", wal_path.display()));
+                    return;
+                }
+            };
+            let e: Event<'_> = match serde_json::from_str(r.event) {
+                Ok(e) => e,
+                Err(e) => {
+                    err = Some(format!("{}: leaf {leaf}: {e}", wal_path.display()));
+                    return;
+                }
+            };
+            b.push(leaf, &r, &e, flags & wal::FIRST != 0);
+            leaf += 1;
+        })
+        .map_err(io_err(&wal_path))?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if leaf != last + 1 {
+            return Err(format!(
+                "{}: holds leaves {first}..{leaf}, expected up to {last}",
+                wal_path.display()
+            ));
+        }
+        let path = segment::file_name(&self.layout.segments(), first, last);
+        let rows = b.len() as u64;
+        let groups = b.write(&path, first, &self.keys.origin)?;
+        let data = fs::read(&path).map_err(io_err(&path))?;
+        let meta = SegmentMeta {
+            file: path.file_name().unwrap().to_string_lossy().into_owned(),
+            first_leaf: first,
+            last_leaf: last,
+            rows,
+            bytes: data.len() as u64,
+            sha256: hex(&Sha256::digest(&data)),
+            min_time: groups.iter().filter_map(|g| g.min_time).min(),
+            max_time: groups.iter().filter_map(|g| g.max_time).max(),
+            row_groups: groups,
+            frontier_after: self.frontier.hashes().iter().map(|h| hex(h)).collect(),
+        };
+        // A new WAL file first, so appends can go on; then the manifest; then the old file.
+        let new_wal = wal::Writer::create(&self.layout.wal(), last + 1)
+            .map_err(io_err(&self.layout.wal()))?;
+        self.manifest.segments.push(meta);
+        self.manifest.sealed_size = last + 1;
+        self.manifest.sealed_frontier = self.frontier.hashes().iter().map(|h| hex(h)).collect();
+        self.manifest
+            .save(&self.layout.manifest())
+            .map_err(io_err(&self.layout.manifest()))?;
+        self.wal = new_wal;
+        self.wal_rows = 0;
+        fs::remove_file(&wal_path).map_err(io_err(&wal_path))?;
+        Ok(())
+    }
+
+    /// Signs a final checkpoint and makes the checkpoint log durable.
+    pub fn close(mut self) -> Result<()> {
+        self.checkpoint()?;
+        let p = self.layout.checkpoints();
+        self.checkpoints.sync_data().map_err(io_err(&p))
+    }
+
+    /// Removes whole segments, oldest first, while they are older than `max_age` (by their
+    /// newest event) or the segments together exceed `max_bytes`. Records what it removed in
+    /// `retention.jsonl`, signed, before removing anything.
+    pub fn retain(
+        &mut self,
+        max_age: Option<Duration>,
+        max_bytes: Option<u64>,
+        now: i64,
+    ) -> Result<Vec<SegmentMeta>> {
+        let mut total: u64 = self.manifest.segments.iter().map(|s| s.bytes).sum();
+        let mut n = 0;
+        let mut reasons = Vec::new();
+        for s in &self.manifest.segments {
+            let old =
+                max_age.is_some_and(|a| s.max_time.is_some_and(|t| t < now - a.as_micros() as i64));
+            let big = max_bytes.is_some_and(|m| total > m);
+            if !old && !big {
+                break;
+            }
+            reasons.push(if old {
+                format!("older than {}s", max_age.unwrap().as_secs())
+            } else {
+                format!("over {} bytes", max_bytes.unwrap())
+            });
+            total -= s.bytes;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let removed: Vec<SegmentMeta> = self.manifest.segments[..n].to_vec();
+        let last = removed.last().unwrap();
+        let prefix = last.last_leaf + 1;
+        let mut body = format!("kaudit-retention/{}\n", self.keys.origin);
+        for (s, why) in removed.iter().zip(&reasons) {
+            body.push_str(&format!(
+                "removed {} leaves {}-{} rows {} sha256 {} ({why})\n",
+                s.file, s.first_leaf, s.last_leaf, s.rows, s.sha256
+            ));
+        }
+        body.push_str(&format!("prefix {prefix}\n"));
+        body.push_str(&format!("frontier {}\n", last.frontier_after.join(" ")));
+        let mut t = Vec::new();
+        kaudit_model::MicroTime(now).write_to(&mut t);
+        body.push_str(&format!("time {}\n", String::from_utf8_lossy(&t)));
+        let note = self.keys.sign(&body);
+        let mut line = serde_json::to_string(&CheckpointLine { note }).unwrap();
+        line.push('\n');
+        let p = self.layout.retention();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(io_err(&p))?;
+        f.write_all(line.as_bytes()).map_err(io_err(&p))?;
+        f.sync_all().map_err(io_err(&p))?;
+        self.manifest.segments.drain(..n);
+        self.manifest.pruned_size = prefix;
+        self.manifest
+            .save(&self.layout.manifest())
+            .map_err(io_err(&self.layout.manifest()))?;
+        for s in &removed {
+            let p = self.layout.segments().join(&s.file);
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+        Ok(removed)
+    }
+}
+
+fn load_seen_from_segments(
+    layout: &Layout,
+    manifest: &Manifest,
+    seen: &mut HashMap<u128, u8>,
+) -> Result<()> {
+    let dir = layout.segments();
+    for s in &manifest.segments {
+        let path = dir.join(&s.file);
+        segment::read(&path, &["cluster", "audit_id", "stage"], None, |b| {
+            use arrow_array::StringArray;
+            let c = segment::col::<StringArray>(&b, "cluster")?;
+            let a = segment::col::<StringArray>(&b, "audit_id")?;
+            let st = segment::col::<StringArray>(&b, "stage")?;
+            for i in 0..b.num_rows() {
+                if a.value(i).is_empty() {
+                    continue;
+                }
+                let stage = st.value(i).parse::<Stage>().ok();
+                *seen.entry(request_key(c.value(i), a.value(i))).or_default() |= stage_bit(stage);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+fn note_seen(seen: &mut HashMap<u128, u8>, cluster: &str, event: &str) {
+    #[derive(serde::Deserialize)]
+    struct Key<'a> {
+        #[serde(rename = "auditID", borrow, default)]
+        audit_id: std::borrow::Cow<'a, str>,
+        #[serde(default)]
+        stage: Option<Stage>,
+    }
+    if let Ok(k) = serde_json::from_str::<Key<'_>>(event)
+        && !k.audit_id.is_empty()
+    {
+        *seen.entry(request_key(cluster, &k.audit_id)).or_default() |= stage_bit(k.stage);
+    }
+}
+
+/// One line of `checkpoints.jsonl` or `retention.jsonl`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct CheckpointLine {
+    pub note: String,
+}

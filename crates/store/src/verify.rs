@@ -1,0 +1,353 @@
+//! `kaudit verify`: recompute everything from the stored bytes.
+//!
+//! Walks the retention records, the sealed segments and the WAL in leaf order, recomputing
+//! every leaf hash and the Merkle root at each signed checkpoint's size. Reports the first
+//! place the data and the signed history disagree.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{Manifest, unhex};
+use crate::merkle::{Frontier, Hash, hex, leaf_hash};
+use crate::note::{Checkpoint, Keys};
+use crate::segment;
+use crate::store::{CheckpointLine, Layout};
+use crate::wal;
+
+/// What verification found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Events recomputed from the data.
+    pub events: u64,
+    pub segments: usize,
+    pub wal_records: u64,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints: usize,
+    /// Checkpoints older than the retention boundary (signature checked, root no longer
+    /// recomputable).
+    pub expired_checkpoints: usize,
+    /// Leaves removed by retention, as recorded in signed retention notes.
+    pub pruned: u64,
+    pub retention_records: usize,
+    /// The largest tree size whose signed checkpoint matched the data.
+    pub verified_size: u64,
+    /// The tree size and root after the last leaf.
+    pub size: u64,
+    pub root: Option<Hash>,
+    /// Problems that do not mean tampering (a torn, unacknowledged WAL tail).
+    pub warnings: Vec<String>,
+    /// The first problem found; `None` when everything is intact.
+    pub failure: Option<String>,
+}
+
+/// Verifies the data directory at `dir`. `key` is an independently held public key (PEM or
+/// note verifier key); without it the key in the data directory is used.
+pub fn verify(dir: &Path, key: Option<&str>) -> Result<Report, String> {
+    let layout = Layout {
+        root: dir.to_path_buf(),
+    };
+    if !layout.manifest().exists() {
+        return Err(format!(
+            "{}: not a kaudit data directory (no manifest.json)",
+            dir.display()
+        ));
+    }
+    let manifest = Manifest::load(&layout.manifest()).map_err(|e| e.to_string())?;
+    let keys = match key {
+        Some(k) => Keys::verifier(manifest.origin.clone(), k)?,
+        None => {
+            let pem = fs::read_to_string(layout.keys().join("signing.pub"))
+                .map_err(|e| format!("{}: {e}", layout.keys().join("signing.pub").display()))?;
+            Keys::verifier(manifest.origin.clone(), &pem)?
+        }
+    };
+    let mut r = Report::default();
+    match run(&layout, &manifest, &keys, &mut r) {
+        Ok(()) => {}
+        Err(e) => r.failure = Some(e),
+    }
+    Ok(r)
+}
+
+fn read_notes(path: &Path, keys: &Keys, what: &str) -> Result<Vec<(usize, String)>, String> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{}:{}", path.display(), i + 1);
+        let l: CheckpointLine =
+            serde_json::from_str(line).map_err(|e| format!("{at}: {what} is not readable: {e}"))?;
+        let body = keys
+            .open(&l.note)
+            .map_err(|e| format!("{at}: {what}: {e}"))?;
+        out.push((i + 1, body.to_string()));
+    }
+    Ok(out)
+}
+
+fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Result<(), String> {
+    // Signed history: checkpoints and retention records.
+    let cp_path = layout.checkpoints();
+    let mut checkpoints: BTreeMap<u64, (usize, Checkpoint)> = BTreeMap::new();
+    let mut last_size = 0;
+    for (line, body) in read_notes(&cp_path, keys, "checkpoint")? {
+        let cp =
+            Checkpoint::parse(&body).map_err(|e| format!("{}:{line}: {e}", cp_path.display()))?;
+        if cp.origin != manifest.origin {
+            return Err(format!(
+                "{}:{line}: checkpoint of log {:?}, this store is {:?}",
+                cp_path.display(),
+                cp.origin,
+                manifest.origin
+            ));
+        }
+        if cp.size < last_size {
+            return Err(format!(
+                "{}:{line}: checkpoint size {} is smaller than an earlier one ({last_size}): \
+                 checkpoints reordered",
+                cp_path.display(),
+                cp.size
+            ));
+        }
+        last_size = cp.size;
+        if let Some((l0, prev)) = checkpoints.get(&cp.size)
+            && prev.root != cp.root
+        {
+            return Err(format!(
+                "{}:{line}: two signed checkpoints of size {} disagree (line {l0}): the log was \
+                 rewritten",
+                cp_path.display(),
+                cp.size
+            ));
+        }
+        checkpoints.insert(cp.size, (line, cp));
+    }
+    let ret_path = layout.retention();
+    let mut frontier = Frontier::new();
+    for (line, body) in read_notes(&ret_path, keys, "retention record")? {
+        r.retention_records += 1;
+        let at = format!("{}:{line}", ret_path.display());
+        let mut prefix = None;
+        let mut hashes = Vec::new();
+        for l in body.lines() {
+            if let Some(p) = l.strip_prefix("prefix ") {
+                prefix = p.parse::<u64>().ok();
+            } else if let Some(f) = l.strip_prefix("frontier") {
+                for h in f.split_whitespace() {
+                    hashes.push(unhex(h).ok_or_else(|| format!("{at}: bad frontier hash"))?);
+                }
+            }
+        }
+        let prefix = prefix.ok_or_else(|| format!("{at}: retention record without a prefix"))?;
+        if prefix < frontier.size() {
+            return Err(format!("{at}: retention prefix {prefix} goes backwards"));
+        }
+        frontier = Frontier::from_parts(prefix, hashes).map_err(|e| format!("{at}: {e}"))?;
+    }
+    r.pruned = frontier.size();
+    if manifest.pruned_size != r.pruned {
+        return Err(format!(
+            "manifest.json says leaves below {} were removed by retention, but the signed \
+             retention records account for {}",
+            manifest.pruned_size, r.pruned
+        ));
+    }
+    // Checkpoints below the retention boundary can no longer be recomputed, except the one
+    // exactly at it (the retention record carries that tree's right edge).
+    let check = |f: &Frontier, r: &mut Report, place: &str| -> Result<(), String> {
+        let size = f.size();
+        if let Some((line, cp)) = checkpoints.get(&size) {
+            if cp.root != f.root() {
+                return Err(format!(
+                    "{place}: the data does not match the checkpoint signed at {} \
+                     ({}:{line}, tree size {size}): an event in leaves {}-{} was altered, \
+                     removed or reordered since (the checkpoint of size {} matched)",
+                    time_str(cp.time),
+                    cp_path.display(),
+                    r.verified_size,
+                    size - 1,
+                    r.verified_size
+                ));
+            }
+            r.checkpoints += 1;
+            r.verified_size = size;
+        }
+        Ok(())
+    };
+    r.expired_checkpoints = checkpoints.range(..r.pruned).count();
+    r.verified_size = r.pruned;
+    if r.pruned > 0 {
+        check(&frontier, r, "retention boundary")?;
+    }
+    // Sealed segments, in manifest order; every file present must be listed and vice versa.
+    let seg_dir = layout.segments();
+    let mut on_disk: Vec<String> = fs::read_dir(&seg_dir)
+        .map_err(|e| format!("{}: {e}", seg_dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    on_disk.sort();
+    for s in &manifest.segments {
+        let path = seg_dir.join(&s.file);
+        if s.first_leaf != frontier.size() {
+            return Err(format!(
+                "segment {} starts at leaf {}, but the previous data ends at leaf {}: a segment \
+                 is missing",
+                s.file,
+                s.first_leaf,
+                frontier.size()
+            ));
+        }
+        if !path.exists() {
+            return Err(format!(
+                "segment {} (leaves {}-{}) is missing",
+                s.file, s.first_leaf, s.last_leaf
+            ));
+        }
+        let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let digest_ok = hex(&Sha256::digest(&data)) == s.sha256;
+        let meta = segment::metadata(&path)
+            .map_err(|e| format!("segment {}: unreadable, altered or truncated: {e}", s.file))?;
+        let first: Option<u64> = meta.get("kaudit.first_leaf").and_then(|v| v.parse().ok());
+        if first != Some(s.first_leaf) {
+            return Err(format!(
+                "segment {} holds leaves from {}, but belongs at leaf {}: segments were \
+                 reordered or replaced",
+                s.file,
+                first.map_or("?".into(), |f| f.to_string()),
+                s.first_leaf
+            ));
+        }
+        let mut expected = s.first_leaf;
+        segment::records(&path, |leaf, rec| {
+            if leaf != expected {
+                return Err(format!(
+                    "segment {}: row for leaf {leaf} where leaf {expected} belongs: records \
+                     reordered or removed",
+                    s.file
+                ));
+            }
+            let mut b = Vec::new();
+            rec.encode(&mut b);
+            frontier.push(leaf_hash(&b));
+            expected += 1;
+            r.events += 1;
+            check(&frontier, r, &format!("segment {} (leaf {leaf})", s.file))
+        })
+        .map_err(|e| {
+            if e.starts_with("segment ") {
+                e
+            } else {
+                format!("segment {}: unreadable, altered or truncated: {e}", s.file)
+            }
+        })?;
+        if expected != s.last_leaf + 1 {
+            return Err(format!(
+                "segment {} ends at leaf {}, the manifest says {}: records removed",
+                s.file,
+                expected as i64 - 1,
+                s.last_leaf
+            ));
+        }
+        if !digest_ok {
+            // The records recompute (no checkpoint caught it), yet the file changed: say so.
+            return Err(format!(
+                "segment {}: the file differs from the SHA-256 recorded when it was sealed",
+                s.file
+            ));
+        }
+        r.segments += 1;
+        on_disk.retain(|n| n != &s.file);
+    }
+    if let Some(extra) = on_disk.first() {
+        r.warnings.push(format!(
+            "segments/{extra} is not in the manifest (not verified, not queried)"
+        ));
+    }
+    // The WAL tail.
+    let wal_files =
+        wal::list(&layout.wal()).map_err(|e| format!("{}: {e}", layout.wal().display()))?;
+    let last_signed = checkpoints.keys().next_back().copied().unwrap_or(0);
+    let n = wal_files.len();
+    for (i, (first, path)) in wal_files.into_iter().enumerate() {
+        if first < frontier.size() && first < manifest.sealed_size {
+            // Already sealed; left by an interrupted seal. Skipped like the store does.
+            continue;
+        }
+        if first != frontier.size() {
+            return Err(format!(
+                "{} starts at leaf {first}, but the data before it ends at leaf {}: WAL \
+                 records are missing",
+                path.display(),
+                frontier.size()
+            ));
+        }
+        let mut failure = None;
+        let scan = wal::scan(&path, |_, payload| {
+            if failure.is_some() {
+                return;
+            }
+            frontier.push(leaf_hash(payload));
+            r.events += 1;
+            r.wal_records += 1;
+            let place = format!("{} (leaf {})", path.display(), frontier.size() - 1);
+            if let Err(e) = check(&frontier, r, &place) {
+                failure = Some(e);
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Some(d) = scan.damage {
+            let leaf = first + d.record;
+            if i + 1 < n || last_signed > leaf {
+                return Err(format!(
+                    "{}: record {} (leaf {leaf}) at byte {}: {}: the WAL was altered or \
+                     truncated",
+                    path.display(),
+                    d.record,
+                    d.offset,
+                    d.what
+                ));
+            }
+            r.warnings.push(format!(
+                "{}: torn tail at byte {} ({}): an unacknowledged write cut by a crash; it is \
+                 removed when the store is next opened",
+                path.display(),
+                d.offset,
+                d.what
+            ));
+        }
+    }
+    r.size = frontier.size();
+    r.root = Some(frontier.root());
+    if let Some((line, cp)) = checkpoints.range(r.size + 1..).next().map(|(_, v)| v) {
+        return Err(format!(
+            "truncated: the checkpoint signed at {} ({}:{line}) covers {} events, but only {} \
+             are present (the first missing is leaf {})",
+            time_str(cp.time),
+            cp_path.display(),
+            cp.size,
+            r.size,
+            r.size
+        ));
+    }
+    Ok(())
+}
+
+fn time_str(micros: i64) -> String {
+    let mut t = Vec::new();
+    kaudit_model::MicroTime(micros).write_to(&mut t);
+    String::from_utf8_lossy(&t).into_owned()
+}

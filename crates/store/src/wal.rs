@@ -1,0 +1,207 @@
+//! The write-ahead log: numbered files of framed, checksummed records.
+//!
+//! ```text
+//! file  = "KAUDITWAL1\n" (11 bytes), u64 first leaf index (LE), frame*
+//! frame = u32 payload length (LE), u32 CRC-32C of flags and payload (LE), u8 flags,
+//!         payload (a StoredRecord)
+//! flags = bit 0: the first stored stage of its request (derived; used for request counts)
+//! ```
+//! Files are named by their first leaf index (`00000000000000000000.wal`). A batch is written
+//! with one `write` and made durable with one `fdatasync` (group commit). After a crash the
+//! last file may end in a partial frame: [`scan`] reports where the valid frames end, and the
+//! store truncates there before appending again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub const MAGIC: &[u8; 11] = b"KAUDITWAL1\n";
+pub const HEADER: u64 = 11 + 8;
+const FRAME: usize = 9;
+/// No single record may be larger than this (kube-apiserver's own request limit is 3 MiB,
+/// its webhook batches 10 MiB).
+pub const MAX_RECORD: usize = 64 << 20;
+
+/// The path of the WAL file starting at `first`.
+pub fn file_name(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.wal"))
+}
+
+/// The WAL files in `dir`, by first leaf index.
+pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = name.strip_suffix(".wal")
+            && let Ok(first) = n.parse::<u64>()
+        {
+            out.push((first, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Appends one frame to `buf`.
+pub fn frame(flags: u8, payload: &[u8], buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&[flags]), payload);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf.push(flags);
+    buf.extend_from_slice(payload);
+}
+
+/// Flag bit: the first stored stage of its request.
+pub const FIRST: u8 = 1;
+
+/// Where and why a WAL file stops being valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// Byte offset of the first bad frame.
+    pub offset: u64,
+    /// Index of the record that frame would hold (0-based within the file).
+    pub record: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// What a WAL file holds.
+#[derive(Debug)]
+pub struct Scan {
+    /// The first leaf index, from the header.
+    pub first: u64,
+    /// Where valid frames end.
+    pub valid_len: u64,
+    /// Why reading stopped before the end of the file, if it did.
+    pub damage: Option<Damage>,
+}
+
+/// Reads a WAL file, calling `f` with each valid record (flags, payload); stops at the first
+/// bad frame.
+pub fn scan(path: &Path, mut f: impl FnMut(u8, &[u8])) -> io::Result<Scan> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    if data.len() < HEADER as usize || &data[..11] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not a kaudit WAL file (bad header)", path.display()),
+        ));
+    }
+    let first = u64::from_le_bytes(data[11..19].try_into().unwrap());
+    let mut pos = HEADER as usize;
+    let mut n = 0u64;
+    let mut damage = None;
+    while pos < data.len() {
+        let bad = |what: String| Damage {
+            offset: pos as u64,
+            record: n,
+            what,
+        };
+        if data.len() - pos < FRAME {
+            damage = Some(bad(format!(
+                "{} trailing bytes, a cut frame header",
+                data.len() - pos
+            )));
+            break;
+        }
+        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap());
+        if len > MAX_RECORD {
+            damage = Some(bad(format!("frame length {len} is impossible")));
+            break;
+        }
+        if data.len() - pos - FRAME < len {
+            damage = Some(bad(format!(
+                "frame of {len} bytes cut after {} bytes",
+                data.len() - pos - FRAME
+            )));
+            break;
+        }
+        let flags = data[pos + 8];
+        let payload = &data[pos + FRAME..pos + FRAME + len];
+        if crc32c::crc32c_append(crc32c::crc32c(&[flags]), payload) != crc {
+            damage = Some(bad("checksum mismatch".into()));
+            break;
+        }
+        f(flags, payload);
+        n += 1;
+        pos += FRAME + len;
+    }
+    Ok(Scan {
+        first,
+        valid_len: pos as u64,
+        damage,
+    })
+}
+
+/// An open WAL file being appended to.
+pub struct Writer {
+    file: File,
+    pub path: PathBuf,
+    pub first: u64,
+    pub len: u64,
+}
+
+impl Writer {
+    /// Creates a new WAL file for leaves from `first`, durably (the directory entry too).
+    pub fn create(dir: &Path, first: u64) -> io::Result<Writer> {
+        let path = file_name(dir, first);
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)?;
+        file.write_all(MAGIC)?;
+        file.write_all(&first.to_le_bytes())?;
+        file.sync_all()?;
+        sync_dir(dir)?;
+        Ok(Writer {
+            file,
+            path,
+            first,
+            len: HEADER,
+        })
+    }
+
+    /// Opens an existing file for appending after its last valid frame, cutting off a torn tail.
+    pub fn reopen(path: &Path, first: u64, valid_len: u64) -> io::Result<Writer> {
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        if file.metadata()?.len() != valid_len {
+            file.set_len(valid_len)?;
+            file.sync_all()?;
+        }
+        file.seek(SeekFrom::Start(valid_len))?;
+        Ok(Writer {
+            file,
+            path: path.to_path_buf(),
+            first,
+            len: valid_len,
+        })
+    }
+
+    /// Writes framed records and makes them durable. On error the file is cut back to where it
+    /// was, so a failed batch leaves nothing behind.
+    pub fn append_durable(&mut self, frames: &[u8]) -> io::Result<()> {
+        let r = self
+            .file
+            .write_all(frames)
+            .and_then(|_| self.file.sync_data());
+        match r {
+            Ok(()) => {
+                self.len += frames.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                let _ = self.file.seek(SeekFrom::Start(self.len));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `fsync` of a directory, so a created or renamed entry survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
