@@ -25,6 +25,16 @@ enum Command {
     Policy(cmd::policy::PolicyCommand),
     /// Generate realistic audit traffic from a fake cluster (seeded, deterministic).
     Gen(cmd::generate::GenArgs),
+    /// Import audit logs into the data directory (deduplicated; rotated sets in order).
+    Import(cmd::store::ImportArgs),
+    /// Recompute the data directory's Merkle tree from the stored bytes and check every
+    /// signed checkpoint. Exit 1 names the first altered, missing, reordered or cut record.
+    Verify(cmd::store::VerifyArgs),
+    /// The key that signs this store's checkpoints.
+    #[command(subcommand)]
+    Keys(cmd::store::KeysCommand),
+    /// Remove old sealed segments (by age or total size), recording what went, signed.
+    Retain(cmd::store::RetainArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +42,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Policy(c) => cmd::policy::run(c),
         Command::Gen(a) => cmd::generate::run(a),
+        Command::Import(a) => cmd::store::import(a),
+        Command::Verify(a) => cmd::store::verify(a),
+        Command::Keys(c) => cmd::store::keys(c),
+        Command::Retain(a) => cmd::store::retain(a),
     };
     match result {
         Ok(code) => code,

@@ -43,8 +43,22 @@ pub struct Incoming<'a> {
     pub cluster: &'a str,
     /// The event's JSON exactly as received.
     pub raw: &'a str,
-    /// The same event, parsed.
-    pub event: &'a Event<'a>,
+    /// Its `auditID` and `stage` (for deduplication).
+    pub audit_id: &'a str,
+    pub stage: Option<Stage>,
+}
+
+impl<'a> Incoming<'a> {
+    /// The incoming form of a parsed event.
+    pub fn new(received: i64, cluster: &'a str, raw: &'a str, e: &'a Event<'a>) -> Incoming<'a> {
+        Incoming {
+            received,
+            cluster,
+            raw,
+            audit_id: e.audit_id.as_str(),
+            stage: e.stage,
+        }
+    }
 }
 
 /// What an append did.
@@ -330,11 +344,11 @@ impl Store {
             if inc.cluster.len() > MAX_CLUSTER {
                 return Err(format!("cluster name longer than {MAX_CLUSTER} bytes"));
             }
-            let audit_id = inc.event.audit_id.as_str();
+            let audit_id = inc.audit_id;
             let mut flags = wal::FIRST;
             if !audit_id.is_empty() {
                 let key = request_key(inc.cluster, audit_id);
-                let bit = stage_bit(inc.event.stage);
+                let bit = stage_bit(inc.stage);
                 let e = self.seen.entry(key).or_default();
                 if *e & bit != 0 {
                     out.duplicates += 1;

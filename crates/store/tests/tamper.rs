@@ -49,12 +49,7 @@ fn import(store: &mut Store, data: &[u8]) -> (u64, u64) {
     for chunk in batch.chunks(250) {
         let inc: Vec<Incoming<'_>> = chunk
             .iter()
-            .map(|(raw, e)| Incoming {
-                received: 1_772_323_200_000_000,
-                cluster: "prod",
-                raw,
-                event: e,
-            })
+            .map(|(raw, e)| Incoming::new(1_772_323_200_000_000, "prod", raw, e))
             .collect();
         let a = store.append(&inc).unwrap();
         s += a.stored;

@@ -57,7 +57,7 @@ enum GenFormat {
     Eventlist,
 }
 
-fn parse_duration(s: &str) -> Result<i64, String> {
+pub fn parse_duration(s: &str) -> Result<i64, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = num.parse().map_err(|_| {
         format!("invalid duration {s:?}: expected a number and a unit, like 90s, 30m, 24h or 7d")

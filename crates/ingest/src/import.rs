@@ -1,0 +1,199 @@
+//! `kaudit import`: files into the store, deduplicated, with a summary.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use kaudit_model::Stage;
+use kaudit_model::decode::{self, DecodeError, ErrorKind, Record};
+use kaudit_store::{Incoming, Store, now_micros};
+
+/// Events per store append (one fsync each).
+pub const BATCH: usize = 8192;
+/// Skipped records named per file before only counting.
+pub const MAX_REPORTED: usize = 20;
+
+/// What to import as.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The cluster the events are stored under.
+    pub cluster: String,
+}
+
+/// What one file gave.
+#[derive(Clone, Debug, Default)]
+pub struct FileSummary {
+    pub path: PathBuf,
+    /// Bytes read (after decompression).
+    pub bytes: u64,
+    pub events: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub skipped: BTreeMap<ErrorKind, u64>,
+    /// The first skipped records, as `file:line[:col] (item N): kind: message`.
+    pub reported: Vec<String>,
+}
+
+/// Progress, for a progress bar.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// Bytes read of all input so far (compressed bytes for gzip input).
+    pub bytes: u64,
+    /// Total input bytes (file sizes on disk).
+    pub total: u64,
+    pub events: u64,
+}
+
+struct Batch {
+    arena: String,
+    items: Vec<(usize, usize, usize, usize, Option<Stage>)>,
+}
+
+impl Batch {
+    fn push(&mut self, raw: &str, audit_id: &str, stage: Option<Stage>) {
+        let a = self.arena.len();
+        self.arena.push_str(raw);
+        let b = self.arena.len();
+        self.arena.push_str(audit_id);
+        self.items.push((a, b, b, self.arena.len(), stage));
+    }
+
+    fn flush(&mut self, store: &mut Store, cluster: &str, f: &mut FileSummary) -> Result<(), String> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        let now = now_micros();
+        let inc: Vec<Incoming<'_>> = self
+            .items
+            .iter()
+            .map(|&(a, b, c, d, stage)| Incoming {
+                received: now,
+                cluster,
+                raw: &self.arena[a..b],
+                audit_id: &self.arena[c..d],
+                stage,
+            })
+            .collect();
+        let r = store.append(&inc)?;
+        f.stored += r.stored;
+        f.duplicates += r.duplicates;
+        self.arena.clear();
+        self.items.clear();
+        Ok(())
+    }
+}
+
+/// Counts bytes read from the file on disk (before decompression), for progress.
+struct Counting<R> {
+    inner: R,
+    n: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.set(self.n.get() + k as u64);
+        Ok(k)
+    }
+}
+
+/// Imports `paths` (rotation sets put in order first) into `store`.
+pub fn import(
+    store: &mut Store,
+    paths: &[PathBuf],
+    opts: &Options,
+    mut progress: impl FnMut(Progress),
+) -> Result<Vec<FileSummary>, String> {
+    let paths = crate::rotation::order(paths);
+    let total = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut done = Progress {
+        total,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for path in &paths {
+        let f = import_file(store, path, opts, &mut done, &mut progress)?;
+        out.push(f);
+    }
+    Ok(out)
+}
+
+fn import_file(
+    store: &mut Store,
+    path: &Path,
+    opts: &Options,
+    done: &mut Progress,
+    progress: &mut impl FnMut(Progress),
+) -> Result<FileSummary, String> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let counter = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut r = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: file,
+            n: counter.clone(),
+        },
+    );
+    let gz = r
+        .fill_buf()
+        .map_err(|e| format!("{name}: {e}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    };
+    let mut fs = FileSummary {
+        path: path.to_path_buf(),
+        ..Default::default()
+    };
+    let mut batch = Batch {
+        arena: String::with_capacity(16 << 20),
+        items: Vec::with_capacity(BATCH),
+    };
+    let mut failed: Option<String> = None;
+    let base = *done;
+    let mut cb = |item: Result<Record<'_>, DecodeError>| {
+        match item {
+            Ok(rec) => {
+                fs.events += 1;
+                batch.push(rec.raw, rec.event.audit_id.as_str(), rec.event.stage);
+                if batch.items.len() >= BATCH {
+                    if let Err(e) = batch.flush(store, &opts.cluster, &mut fs) {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                    progress(Progress {
+                        bytes: base.bytes + counter.get(),
+                        total: base.total,
+                        events: base.events + fs.events,
+                    });
+                }
+            }
+            Err(e) => {
+                *fs.skipped.entry(e.kind).or_default() += 1;
+                if fs.reported.len() < MAX_REPORTED {
+                    fs.reported.push(e.render(&name));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    };
+    let stats = decode::decode_reader(reader, &mut cb).map_err(|e| format!("{name}: {e}"))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    batch.flush(store, &opts.cluster, &mut fs)?;
+    fs.bytes = stats.bytes;
+    done.bytes += counter.get();
+    done.events += fs.events;
+    progress(*done);
+    Ok(fs)
+}
