@@ -60,7 +60,12 @@ impl Batch {
         self.items.push((a, b, b, self.arena.len(), stage));
     }
 
-    fn flush(&mut self, store: &mut Store, cluster: &str, f: &mut FileSummary) -> Result<(), String> {
+    fn flush(
+        &mut self,
+        store: &mut Store,
+        cluster: &str,
+        f: &mut FileSummary,
+    ) -> Result<(), String> {
         if self.items.is_empty() {
             return Ok(());
         }

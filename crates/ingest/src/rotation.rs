@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 fn key(p: &Path) -> Option<(String, Option<String>)> {
     let name = p.file_name()?.to_str()?;
     let name = name.strip_suffix(".gz").unwrap_or(name);
-    let dir = p.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    let dir = p
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     // A backup: <base>-YYYY-MM-DDTHH-MM-SS.mmm<ext>; the time part is 23 characters. The
     // extension is whatever follows the time (none when the log had none).
     let b = name.as_bytes();
@@ -107,6 +110,9 @@ mod tests {
         assert_eq!(order(&given), want);
         // Without an extension (lumberjack keeps none then).
         let given = [p("d/audit"), p("d/audit-2026-03-01T00-00-00.000")];
-        assert_eq!(order(&given), [p("d/audit-2026-03-01T00-00-00.000"), p("d/audit")]);
+        assert_eq!(
+            order(&given),
+            [p("d/audit-2026-03-01T00-00-00.000"), p("d/audit")]
+        );
     }
 }

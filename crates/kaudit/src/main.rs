@@ -33,6 +33,10 @@ enum Command {
     /// The key that signs this store's checkpoints.
     #[command(subcommand)]
     Keys(cmd::store::KeysCommand),
+    /// Find events in the data directory with a filter (user=jane verb=delete since=24h ...).
+    Query(cmd::query::QueryArgs),
+    /// Ready investigations: secrets, exec, failed-auth, denied, deletions, top-users, ...
+    Ask(cmd::query::AskArgs),
     /// Remove old sealed segments (by age or total size), recording what went, signed.
     Retain(cmd::store::RetainArgs),
 }
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::store::verify(a),
         Command::Keys(c) => cmd::store::keys(c),
         Command::Retain(a) => cmd::store::retain(a),
+        Command::Query(a) => cmd::query::query(a),
+        Command::Ask(a) => cmd::query::ask(a),
     };
     match result {
         Ok(code) => code,

@@ -2,4 +2,5 @@
 
 pub mod generate;
 pub mod policy;
+pub mod query;
 pub mod store;

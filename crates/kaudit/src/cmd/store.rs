@@ -61,7 +61,11 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
             b.set_length(p.total);
             b.set_position(p.bytes);
             let secs = t.elapsed().as_secs_f64().max(1e-3);
-            b.set_message(format!("{} events, {:.0} events/s", p.events, p.events as f64 / secs));
+            b.set_message(format!(
+                "{} events, {:.0} events/s",
+                p.events,
+                p.events as f64 / secs
+            ));
         }
     });
     if let Some(b) = &bar {
@@ -105,7 +109,10 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
         a.data.data.display(),
         a.cluster
     )?;
-    writeln!(out, "  duplicates skipped (same cluster, auditID, stage): {dups}")?;
+    writeln!(
+        out,
+        "  duplicates skipped (same cluster, auditID, stage): {dups}"
+    )?;
     let truncated = skipped
         .get(&kaudit_model::decode::ErrorKind::Truncated)
         .copied()
@@ -207,9 +214,14 @@ pub fn keys(c: KeysCommand) -> Result<ExitCode> {
         KeysCommand::Export { data, format } => {
             let dir = data.data.join("keys");
             if !dir.join("signing.pub").exists() {
-                bail!("{}: no keys here (is this a kaudit data directory?)", dir.display());
+                bail!(
+                    "{}: no keys here (is this a kaudit data directory?)",
+                    dir.display()
+                );
             }
-            let origin = std::fs::read_to_string(dir.join("origin"))?.trim().to_string();
+            let origin = std::fs::read_to_string(dir.join("origin"))?
+                .trim()
+                .to_string();
             let pem = std::fs::read_to_string(dir.join("signing.pub"))?;
             let k = kaudit_store::note::Keys::verifier(origin, &pem).map_err(|e| anyhow!(e))?;
             if format == "pem" {

@@ -1,0 +1,345 @@
+//! `kaudit query` and `kaudit ask`: investigations over the data directory.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail};
+use clap::{Args, ValueEnum};
+use kaudit_model::MicroTime;
+use kaudit_query::ask::{self, Answer, QUESTIONS};
+use kaudit_query::exec::{Query, Row, run};
+use kaudit_query::filter::{self, Filter};
+use kaudit_store::now_micros;
+
+use crate::cmd::store::DataArg;
+use crate::table::Table;
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutFormat {
+    /// Columns for people.
+    Table,
+    /// A JSON array of the stored events.
+    Json,
+    /// The stored events themselves, one per line (the original JSON).
+    Ndjson,
+    /// The table's columns as CSV.
+    Csv,
+}
+
+#[derive(Args)]
+pub struct Common {
+    #[command(flatten)]
+    data: DataArg,
+    /// Only events at or after this time: a duration back from now (24h, 7d) or RFC 3339.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events before this time: a duration back from now or RFC 3339.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Show at most this many (the most recent); 0 for all.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    format: OutFormat,
+    /// Print how much was read and skipped, and how long it took, on stderr.
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "FILTER examples:
+  kaudit query 'user=jane@example.com verb=get,list resource=secrets ns=production'
+  kaudit query 'code>=400 ip=10.0.0.0/8 ua~kubectl since=24h'
+  kaudit query 'resource=pods/exec,pods/attach user!=system:*'
+  kaudit query 'verb=delete ns=prod-* since=2026-01-01T00:00:00Z' --format ndjson
+Fields: user group verb resource subresource ns name code ip ua cluster stage level apigroup uri
+decision reason id as; operators = != ~ !~ > >= < <=; since= until=. See docs/query.md.")]
+pub struct QueryArgs {
+    /// The filter: terms like user=jane verb=get,list resource=secrets code>=400 since=24h.
+    #[arg(default_value = "")]
+    filter: String,
+    /// Every stage event (RequestReceived, ResponseStarted, ...), not one per request.
+    #[arg(long)]
+    stages: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn with_times(mut f: Filter, c: &Common, now: i64) -> Result<Filter> {
+    if let Some(s) = &c.since {
+        f.since = Some(
+            filter::time(s, now).ok_or_else(|| anyhow!("--since {s:?}: not a duration or time"))?,
+        );
+    }
+    if let Some(s) = &c.until {
+        f.until = Some(
+            filter::time(s, now).ok_or_else(|| anyhow!("--until {s:?}: not a duration or time"))?,
+        );
+    }
+    Ok(f)
+}
+
+pub fn query(a: QueryArgs) -> Result<ExitCode> {
+    let now = now_micros();
+    let t = Instant::now();
+    let f = filter::parse(&a.filter, now).map_err(|e| anyhow!("filter: {e}"))?;
+    let f = with_times(f, &a.common, now)?;
+    let c = &a.common;
+    let q = Query {
+        filter: f,
+        stages: a.stages,
+        cluster: c.cluster.clone(),
+        with_event: matches!(c.format, OutFormat::Json | OutFormat::Ndjson),
+    };
+    let (rows, st) = run(&c.data.data, &q).map_err(|e| anyhow!(e))?;
+    if c.stats {
+        eprintln!(
+            "{} matches; read {} rows in {} row groups ({} skipped by time or term sets) and {} WAL rows, in {:.1} ms",
+            rows.len(),
+            st.rows_read,
+            st.row_groups_read,
+            st.row_groups_skipped,
+            st.wal_rows,
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    print_rows(rows, c)
+}
+
+fn time_str(t: Option<i64>) -> String {
+    t.map(|t| {
+        let mut b = Vec::new();
+        MicroTime(t).write_to(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    })
+    .unwrap_or_default()
+}
+
+fn resource(r: &Row) -> String {
+    let mut s = r.resource.clone();
+    if !r.subresource.is_empty() {
+        s = format!("{s}/{}", r.subresource);
+    }
+    if s.is_empty() {
+        // A non-resource request: its path.
+        s = r.request_uri.split('?').next().unwrap_or("").to_string();
+    }
+    s
+}
+
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn print_rows(mut rows: Vec<Row>, c: &Common) -> Result<ExitCode> {
+    let total = rows.len();
+    if c.limit > 0 && rows.len() > c.limit {
+        rows.drain(..rows.len() - c.limit);
+    }
+    let mut out = std::io::stdout().lock();
+    match c.format {
+        OutFormat::Ndjson => {
+            for r in &rows {
+                writeln!(out, "{}", r.event.as_deref().unwrap_or("{}"))?;
+            }
+        }
+        OutFormat::Json => {
+            writeln!(out, "[")?;
+            for (i, r) in rows.iter().enumerate() {
+                let sep = if i + 1 < rows.len() { "," } else { "" };
+                writeln!(out, "{}{sep}", r.event.as_deref().unwrap_or("{}"))?;
+            }
+            writeln!(out, "]")?;
+        }
+        OutFormat::Csv => {
+            writeln!(
+                out,
+                "time,cluster,user,verb,resource,namespace,name,code,source_ip,user_agent,audit_id,stage"
+            )?;
+            for r in &rows {
+                let cells = [
+                    time_str(r.time),
+                    r.cluster.clone(),
+                    r.user.clone(),
+                    r.verb.clone(),
+                    resource(r),
+                    r.namespace.clone(),
+                    r.name.clone(),
+                    r.code.map(|c| c.to_string()).unwrap_or_default(),
+                    r.source_ip.clone(),
+                    r.user_agent.clone(),
+                    r.audit_id.clone(),
+                    r.stage.clone(),
+                ];
+                let line: Vec<String> = cells.iter().map(|s| csv(s)).collect();
+                writeln!(out, "{}", line.join(","))?;
+            }
+        }
+        OutFormat::Table => {
+            let mut t = Table::new(&[
+                "TIME",
+                "USER",
+                "VERB",
+                "RESOURCE",
+                "NAMESPACE",
+                "NAME",
+                ">CODE",
+                "SOURCE IP",
+            ]);
+            for r in &rows {
+                t.row(vec![
+                    time_str(r.time),
+                    r.user.clone(),
+                    r.verb.clone(),
+                    resource(r),
+                    r.namespace.clone(),
+                    r.name.clone(),
+                    r.code.map(|c| c.to_string()).unwrap_or_default(),
+                    r.source_ip.clone(),
+                ]);
+            }
+            t.write(&mut out)?;
+            if total > rows.len() {
+                writeln!(
+                    out,
+                    "({} of {total} requests shown, the most recent; --limit 0 for all)",
+                    rows.len()
+                )?;
+            } else {
+                writeln!(out, "({total} requests)")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct AskArgs {
+    /// The question (run `kaudit ask list` to see them all).
+    question: String,
+    /// Its argument: a user for `user`, RESOURCE/NAMESPACE/NAME for `object`.
+    arg: Option<String>,
+    /// Narrow the question with a filter (same language as `kaudit query`).
+    #[arg(long, default_value = "")]
+    filter: String,
+    /// Bucket size for time series (5m, 1h, 1d); chosen from the span when absent.
+    #[arg(long)]
+    bucket: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn ask(a: AskArgs) -> Result<ExitCode> {
+    if a.question == "list" {
+        let mut t = Table::new(&["QUESTION", "ARGUMENT", "WHAT IT ANSWERS"]);
+        for q in QUESTIONS {
+            t.row(vec![
+                q.name.into(),
+                q.arg.unwrap_or("").into(),
+                q.about.into(),
+            ]);
+        }
+        t.write(&mut std::io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(q) = ask::question(&a.question) else {
+        let names: Vec<&str> = QUESTIONS.iter().map(|q| q.name).collect();
+        bail!(
+            "no question {:?}; ask one of: {}",
+            a.question,
+            names.join(", ")
+        );
+    };
+    let now = now_micros();
+    let extra = filter::parse(&a.filter, now).map_err(|e| anyhow!("--filter: {e}"))?;
+    let extra = with_times(extra, &a.common, now)?;
+    let bucket = match &a.bucket {
+        Some(b) => {
+            Some(filter::duration(b).ok_or_else(|| anyhow!("--bucket {b:?}: not a duration"))?)
+        }
+        None => None,
+    };
+    let c = &a.common;
+    let with_event = matches!(c.format, OutFormat::Json | OutFormat::Ndjson);
+    let (answer, _) = ask::ask(
+        &c.data.data,
+        q,
+        a.arg.as_deref(),
+        &extra,
+        c.cluster.clone(),
+        with_event,
+        bucket,
+        now,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let mut out = std::io::stdout().lock();
+    match answer {
+        Answer::Requests(rows) => return print_rows(rows, c),
+        Answer::Counts(v) => {
+            let v: Vec<_> = if c.limit > 0 {
+                v.into_iter().take(c.limit).collect()
+            } else {
+                v
+            };
+            match c.format {
+                OutFormat::Table => {
+                    let mut t = Table::new(&["USER", ">REQUESTS"]);
+                    for (u, n) in &v {
+                        t.row(vec![u.clone(), n.to_string()]);
+                    }
+                    t.write(&mut out)?;
+                }
+                OutFormat::Csv => {
+                    writeln!(out, "user,requests")?;
+                    for (u, n) in &v {
+                        writeln!(out, "{},{n}", csv(u))?;
+                    }
+                }
+                _ => {
+                    for (u, n) in &v {
+                        writeln!(out, "{}", serde_json::json!({"user": u, "requests": n}))?;
+                    }
+                }
+            }
+        }
+        Answer::Series {
+            bucket_micros,
+            points,
+        } => match c.format {
+            OutFormat::Table => {
+                let mut t = Table::new(&["BUCKET START", ">CREATIONS", ">DELETIONS"]);
+                for (k, cr, de) in &points {
+                    t.row(vec![time_str(Some(*k)), cr.to_string(), de.to_string()]);
+                }
+                t.write(&mut out)?;
+                writeln!(out, "(buckets of {} s)", bucket_micros / 1_000_000)?;
+            }
+            OutFormat::Csv => {
+                writeln!(out, "bucket,creations,deletions")?;
+                for (k, cr, de) in &points {
+                    writeln!(out, "{},{cr},{de}", time_str(Some(*k)))?;
+                }
+            }
+            _ => {
+                let pts: Vec<_> = points
+                    .iter()
+                    .map(|(k, cr, de)| serde_json::json!({"t": time_str(Some(*k)), "creations": cr, "deletions": de}))
+                    .collect();
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"bucketSeconds": bucket_micros / 1_000_000, "points": pts})
+                )?;
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}

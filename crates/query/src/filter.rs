@@ -1,0 +1,406 @@
+//! The filter language: terms that read like the questions people ask.
+//!
+//! ```text
+//! user=jane@example.com verb=get,list resource=secrets ns=production code>=400
+//! ip=10.0.0.0/8 ua~kubectl since=24h  user!=system:*  resource=pods/exec
+//! ```
+//! A term is `field op value`; all terms must hold. `=` takes a comma-separated list (any
+//! matches) whose items may be globs (`*`, `?`); `!=` is its negation; `~` is a regular
+//! expression (`!~` negated); `>`, `>=`, `<`, `<=` compare numbers (`code`). `ip=` accepts
+//! addresses and CIDR ranges. `since=`/`until=` take a duration back from now (`90s`, `30m`,
+//! `24h`, `7d`) or an RFC 3339 time. Quote a value with spaces: `ua="kubectl/v1.30 (linux)"`.
+
+use std::net::IpAddr;
+
+use regex::Regex;
+
+/// A field one can filter on, and the column it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    User,
+    Group,
+    Verb,
+    Resource,
+    Subresource,
+    Namespace,
+    Name,
+    Code,
+    Ip,
+    UserAgent,
+    Cluster,
+    Stage,
+    Level,
+    ApiGroup,
+    Uri,
+    Decision,
+    Reason,
+    AuditId,
+    Impersonated,
+}
+
+/// Every field name (and alias) the language accepts.
+pub const FIELDS: &[(&str, Field)] = &[
+    ("user", Field::User),
+    ("group", Field::Group),
+    ("groups", Field::Group),
+    ("verb", Field::Verb),
+    ("resource", Field::Resource),
+    ("subresource", Field::Subresource),
+    ("ns", Field::Namespace),
+    ("namespace", Field::Namespace),
+    ("name", Field::Name),
+    ("code", Field::Code),
+    ("ip", Field::Ip),
+    ("ua", Field::UserAgent),
+    ("useragent", Field::UserAgent),
+    ("cluster", Field::Cluster),
+    ("stage", Field::Stage),
+    ("level", Field::Level),
+    ("apigroup", Field::ApiGroup),
+    ("uri", Field::Uri),
+    ("decision", Field::Decision),
+    ("reason", Field::Reason),
+    ("auditid", Field::AuditId),
+    ("id", Field::AuditId),
+    ("as", Field::Impersonated),
+    ("impersonated", Field::Impersonated),
+];
+
+impl Field {
+    /// The segment column holding the field.
+    pub fn column(self) -> &'static str {
+        match self {
+            Field::User => "user",
+            Field::Group => "groups",
+            Field::Verb => "verb",
+            Field::Resource => "resource",
+            Field::Subresource => "subresource",
+            Field::Namespace => "namespace",
+            Field::Name => "name",
+            Field::Code => "code",
+            Field::Ip => "source_ip",
+            Field::UserAgent => "user_agent",
+            Field::Cluster => "cluster",
+            Field::Stage => "stage",
+            Field::Level => "level",
+            Field::ApiGroup => "api_group",
+            Field::Uri => "request_uri",
+            Field::Decision => "decision",
+            Field::Reason => "reason",
+            Field::AuditId => "audit_id",
+            Field::Impersonated => "impersonated_user",
+        }
+    }
+}
+
+/// One value of an `=` list.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Exact(String),
+    Glob(Regex),
+    Cidr(IpAddr, u8),
+}
+
+/// How a term matches.
+#[derive(Clone, Debug)]
+pub enum Matcher {
+    /// Any of these.
+    Any(Vec<Value>),
+    Regex(Regex),
+    /// A numeric comparison: (op, number).
+    Cmp(CmpOp, i64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+/// `field op value`.
+#[derive(Clone, Debug)]
+pub struct Term {
+    pub field: Field,
+    pub negated: bool,
+    pub matcher: Matcher,
+}
+
+/// A parsed filter.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub terms: Vec<Term>,
+    /// Microseconds since the epoch, inclusive.
+    pub since: Option<i64>,
+    /// Microseconds since the epoch, exclusive.
+    pub until: Option<i64>,
+}
+
+/// Splits on whitespace outside double quotes.
+fn words(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unbalanced double quote".into());
+    }
+    if any {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Parses a duration (`90s`, `30m`, `24h`, `7d`) into microseconds.
+pub fn duration(s: &str) -> Option<i64> {
+    let i = s.find(|c: char| !c.is_ascii_digit())?;
+    let n: i64 = s[..i].parse().ok()?;
+    let m = match &s[i..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    Some(n * m * 1_000_000)
+}
+
+/// A time: a duration back from `now`, or RFC 3339.
+pub fn time(s: &str, now: i64) -> Option<i64> {
+    if let Some(d) = duration(s) {
+        return Some(now - d);
+    }
+    kaudit_model::MicroTime::parse(s).map(|t| t.micros())
+}
+
+fn glob(s: &str) -> Result<Regex, String> {
+    let mut re = String::from("^");
+    for c in s.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    Regex::new(&re).map_err(|e| e.to_string())
+}
+
+fn cidr(s: &str) -> Option<Value> {
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let ip: IpAddr = a.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let p = match p {
+        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+        None => max,
+    };
+    Some(Value::Cidr(ip, p))
+}
+
+/// Whether `ip` is inside `net/prefix`.
+pub fn in_cidr(ip: &str, net: &IpAddr, prefix: u8) -> bool {
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
+            u32::from(a) & mask == u32::from(*b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
+            u128::from(a) & mask == u128::from(*b) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Parses a filter. `now` anchors relative times.
+pub fn parse(s: &str, now: i64) -> Result<Filter, String> {
+    let mut f = Filter::default();
+    for w in words(s)? {
+        let Some(opi) = w.find(['=', '!', '~', '<', '>']) else {
+            return Err(format!(
+                "{w:?}: expected field=value (fields: {})",
+                field_names()
+            ));
+        };
+        let name = w[..opi].to_ascii_lowercase();
+        let rest = &w[opi..];
+        let (op, value) = ["!=", "!~", ">=", "<=", "=", "~", ">", "<"]
+            .iter()
+            .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v)))
+            .ok_or_else(|| format!("{w:?}: unknown operator"))?;
+        if name == "since" || name == "until" {
+            if op != "=" {
+                return Err(format!(
+                    "{w:?}: {name} takes = (since=24h, until=2026-01-02T00:00:00Z)"
+                ));
+            }
+            let t = time(value, now).ok_or_else(|| {
+                format!("{w:?}: not a duration (90s, 30m, 24h, 7d) or RFC 3339 time")
+            })?;
+            if name == "since" {
+                f.since = Some(t);
+            } else {
+                f.until = Some(t);
+            }
+            continue;
+        }
+        let field = FIELDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| format!("{w:?}: unknown field {name:?} (fields: {})", field_names()))?;
+        let matcher = match op {
+            "~" | "!~" => Matcher::Regex(
+                Regex::new(value).map_err(|e| format!("{w:?}: bad regular expression: {e}"))?,
+            ),
+            ">" | ">=" | "<" | "<=" => {
+                if field != Field::Code {
+                    return Err(format!("{w:?}: only code compares with {op}"));
+                }
+                let n = value
+                    .parse()
+                    .map_err(|_| format!("{w:?}: {value:?} is not a number"))?;
+                let op = match op {
+                    ">" => CmpOp::Gt,
+                    ">=" => CmpOp::Ge,
+                    "<" => CmpOp::Lt,
+                    _ => CmpOp::Le,
+                };
+                Matcher::Cmp(op, n)
+            }
+            _ => {
+                let mut vals = Vec::new();
+                for v in value.split(',') {
+                    let v = v.trim();
+                    if field == Field::Code {
+                        let n: i64 = v
+                            .parse()
+                            .map_err(|_| format!("{w:?}: {v:?} is not an HTTP status code"))?;
+                        vals.push(Value::Exact(n.to_string()));
+                    } else if field == Field::Ip && !v.contains('*') {
+                        vals.push(cidr(v).ok_or_else(|| {
+                            format!("{w:?}: {v:?} is not an IP address or CIDR range")
+                        })?);
+                    } else if v.contains(['*', '?']) {
+                        vals.push(Value::Glob(glob(v)?));
+                    } else {
+                        vals.push(Value::Exact(v.to_string()));
+                    }
+                }
+                Matcher::Any(vals)
+            }
+        };
+        f.terms.push(Term {
+            field,
+            negated: op.starts_with('!'),
+            matcher,
+        });
+    }
+    Ok(f)
+}
+
+fn field_names() -> String {
+    let mut v: Vec<&str> = FIELDS.iter().map(|(n, _)| *n).collect();
+    v.extend(["since", "until"]);
+    v.join(", ")
+}
+
+impl Matcher {
+    /// Whether a string value matches (`code` arrives as its decimal text).
+    pub fn matches_str(&self, s: &str) -> bool {
+        match self {
+            Matcher::Any(vals) => vals.iter().any(|v| match v {
+                Value::Exact(x) => x == s,
+                Value::Glob(r) => r.is_match(s),
+                Value::Cidr(net, p) => in_cidr(s, net, *p),
+            }),
+            Matcher::Regex(r) => r.is_match(s),
+            Matcher::Cmp(op, n) => s.parse::<i64>().is_ok_and(|v| cmp(*op, v, *n)),
+        }
+    }
+}
+
+/// `v op n`.
+pub fn cmp(op: CmpOp, v: i64, n: i64) -> bool {
+    match op {
+        CmpOp::Gt => v > n,
+        CmpOp::Ge => v >= n,
+        CmpOp::Lt => v < n,
+        CmpOp::Le => v <= n,
+        CmpOp::Eq => v == n,
+        CmpOp::Ne => v != n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_examples() {
+        let f = parse(
+            r#"user=jane@example.com verb=get,list resource=secrets ns=production code>=400 ip=10.0.0.0/8 ua~kubectl since=24h user!=system:* ua="a b""#,
+            1_000_000_000_000_000,
+        )
+        .unwrap();
+        assert_eq!(f.terms.len(), 9);
+        assert_eq!(f.since, Some(1_000_000_000_000_000 - 86_400_000_000));
+        assert!(f.terms[1].matcher.matches_str("list"));
+        assert!(!f.terms[1].matcher.matches_str("watch"));
+        assert!(f.terms[4].matcher.matches_str("403"));
+        assert!(!f.terms[4].matcher.matches_str("200"));
+        assert!(f.terms[5].matcher.matches_str("10.2.3.4"));
+        assert!(!f.terms[5].matcher.matches_str("11.2.3.4"));
+        assert!(f.terms[7].negated && f.terms[7].matcher.matches_str("system:node:a"));
+        assert!(f.terms[8].matcher.matches_str("a b"));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let e = |s| parse(s, 0).unwrap_err();
+        assert!(e("usr=jane").contains("unknown field \"usr\""));
+        assert!(e("jane").contains("expected field=value"));
+        assert!(e("verb>3").contains("only code compares"));
+        assert!(e("ip=10.0.0.0/33").contains("not an IP address"));
+        assert!(e("since=yesterday").contains("not a duration"));
+        assert!(e("ua~(").contains("bad regular expression"));
+        assert!(e("code=abc").contains("not an HTTP status code"));
+        assert!(e("ua=\"open").contains("unbalanced"));
+    }
+}

@@ -1,0 +1,6 @@
+//! Investigating the store: the filter language ([`filter`]), its executor over sealed
+//! segments and the WAL tail ([`exec`]), and the ready investigations ([`ask`]).
+
+pub mod ask;
+pub mod exec;
+pub mod filter;
