@@ -347,7 +347,8 @@ impl Matcher {
         match self {
             Matcher::Any(vals) => vals.iter().any(|v| match v {
                 Value::Exact(x) => x == s,
-                Value::Glob(r) => r.is_match(s),
+                // A glob names something: it never matches an absent (empty) value.
+                Value::Glob(r) => !s.is_empty() && r.is_match(s),
                 Value::Cidr(net, p) => in_cidr(s, net, *p),
             }),
             Matcher::Regex(r) => r.is_match(s),

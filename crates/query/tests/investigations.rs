@@ -1,0 +1,194 @@
+//! Each ready investigation returns the same requests as the equivalent jq pipeline over the
+//! raw files (`test_data/questions.tsv`), on generated traffic and on the real samples.
+//! jq is required (scripts/test.sh installs it).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kaudit_gen::{Config, Format, generate};
+use kaudit_model::MicroTime;
+use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
+use kaudit_query::ask::{self, Answer};
+use kaudit_query::filter::Filter;
+use kaudit_store::{Options, Store};
+
+fn questions() -> Vec<(String, Option<String>, String)> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/questions.tsv");
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (
+                f[0].to_string(),
+                (!f[1].is_empty()).then(|| f[1].to_string()),
+                f[2].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// auditIDs jq selects from the files (audit.log lines; EventLists and arrays unwrapped).
+fn jq(files: &[PathBuf], select: &str) -> BTreeSet<String> {
+    let prog = format!(
+        "if type == \"array\" then .[] elif .kind == \"EventList\" then .items[] else . end | {select} | .auditID"
+    );
+    let out = Command::new("jq")
+        .arg("-r")
+        .arg(&prog)
+        .args(files)
+        .output()
+        .expect("jq must be installed (apt-get install jq; scripts/test.sh does it)");
+    assert!(
+        out.status.success(),
+        "jq failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn store_of(files: &[PathBuf], dir: &Path, seal: bool) {
+    let mut s = Store::open(
+        dir,
+        Options {
+            seal_rows: 3000,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let opts = kaudit_ingest::import::Options {
+        cluster: "c1".into(),
+    };
+    kaudit_ingest::import::import(&mut s, files, &opts, |_| {}).unwrap();
+    if seal {
+        s.seal().unwrap();
+    }
+    s.close().unwrap();
+}
+
+fn check(files: &[PathBuf], dir: &Path) -> usize {
+    let mut nonempty = 0;
+    for (name, arg, select) in questions() {
+        let q = ask::question(&name).unwrap();
+        let (answer, _) = ask::ask(
+            dir,
+            q,
+            arg.as_deref(),
+            &Filter::default(),
+            None,
+            false,
+            None,
+            0,
+        )
+        .unwrap();
+        let Answer::Requests(rows) = answer else {
+            panic!("{name}: not a request list")
+        };
+        let got: BTreeSet<String> = rows.iter().map(|r| r.audit_id.clone()).collect();
+        assert_eq!(got.len(), rows.len(), "{name}: a request listed twice");
+        let want = jq(files, &select);
+        let only_kaudit: Vec<_> = got.difference(&want).take(5).collect();
+        let only_jq: Vec<_> = want.difference(&got).take(5).collect();
+        assert!(
+            only_kaudit.is_empty() && only_jq.is_empty(),
+            "{name}: kaudit and jq disagree ({} vs {}); only kaudit: {only_kaudit:?}; only jq: {only_jq:?}",
+            got.len(),
+            want.len()
+        );
+        if !want.is_empty() {
+            nonempty += 1;
+        }
+    }
+    nonempty
+}
+
+#[test]
+fn investigations_match_jq_on_generated_traffic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = load(
+        profiles::profile("hardened").unwrap().text,
+        &LoadOptions::default(),
+    );
+    let cfg = Config {
+        events: 20_000,
+        start: MicroTime::parse("2026-03-01T00:00:00Z").unwrap(),
+        span_micros: 6 * 3600 * 1_000_000,
+        seed: 5,
+        nodes: 4,
+        format: Format::Lines,
+        policy: Evaluator::new(&p.policy, K8sVersion::DEFAULT).unwrap(),
+    };
+    let log = tmp.path().join("audit.log");
+    let mut out = Vec::new();
+    generate(&cfg, &mut out).unwrap();
+    std::fs::write(&log, out).unwrap();
+    let files = vec![log];
+    // Sealed segments plus a WAL tail: both paths of the executor.
+    let dir = tmp.path().join("data");
+    store_of(&files, &dir, false);
+    let n = check(&files, &dir);
+    assert!(
+        n >= 8,
+        "only {n} questions had answers: the traffic lacks activities"
+    );
+
+    // Top users counts each request once, as jq does.
+    let (answer, _) = ask::ask(
+        &dir,
+        ask::question("top-users").unwrap(),
+        None,
+        &Filter::default(),
+        None,
+        false,
+        None,
+        0,
+    )
+    .unwrap();
+    let Answer::Counts(counts) = answer else {
+        panic!()
+    };
+    let out = Command::new("jq")
+        .args(["-r", "-s", "unique_by(.auditID) | group_by(.user.username // \"\") | map(\"\\(.[0].user.username // \"\")\\t\\(length)\") | .[]"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let want: BTreeSet<(String, u64)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (u, n) = l.rsplit_once('\t').unwrap();
+            (u.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    let got: BTreeSet<(String, u64)> = counts.into_iter().collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn investigations_match_jq_on_real_samples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
+    let mut files = Vec::new();
+    for dir in ["audit2rbac", "kube-audit-log-tool", "falco-trace-files"] {
+        let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "expected") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 3, "samples missing: {files:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    store_of(&files, &dir, true);
+    check(&files, &dir);
+}
