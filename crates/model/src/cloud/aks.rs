@@ -79,7 +79,7 @@ impl Cloud<'_> {
                 at,
                 ErrorKind::NotAnEvent,
                 format!(
-                    "AKS diagnostic record of category {:?} ({}), not kube-audit or kube-audit-admin",
+                    "AKS diagnostic record of category {:?}: {}, not kube-audit or kube-audit-admin",
                     category.as_str(),
                     category_kind(&category)
                 ),

@@ -103,16 +103,24 @@ impl Cloud<'_> {
                 d.blob(data, "records[].data", at, f)
             });
         }
+        if o.has("class_uid") {
+            // OCSF's `message` is the stage name, not a CloudWatch message.
+            return self.skip(
+                at,
+                ErrorKind::NotAnEvent,
+                "an OCSF record (Security Lake); kaudit reads the audit events, not their OCSF mapping".into(),
+                f,
+            );
+        }
         if o.has("message") || o.has("@message") {
             return self.cloudwatch_event(v, None, at, f);
         }
-        let what = if o.has("class_uid") {
-            "an OCSF record (Security Lake); kaudit reads the audit events, not their OCSF mapping"
-                .to_string()
-        } else {
-            format!("not an EKS CloudWatch record (keys: {})", o.keys())
-        };
-        self.skip(at, ErrorKind::NotAnEvent, what, f)
+        self.skip(
+            at,
+            ErrorKind::NotAnEvent,
+            format!("not an EKS CloudWatch record (keys: {})", o.keys()),
+            f,
+        )
     }
 
     /// A subscription-filter payload, decompressed: `{messageType, logGroup, logStream,
