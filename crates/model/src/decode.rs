@@ -267,7 +267,7 @@ fn fill<R: Read>(r: &mut R, buf: &mut Vec<u8>, chunk: usize) -> io::Result<bool>
 }
 
 /// JSON lines when the first non-blank line is a complete JSON object or array on its own.
-fn is_json_lines(data: &[u8]) -> bool {
+pub(crate) fn is_json_lines(data: &[u8]) -> bool {
     let Some(p) = data.iter().position(|b| !b.is_ascii_whitespace()) else {
         return true; // empty input: nothing to decode either way
     };
@@ -555,7 +555,7 @@ fn foreign_shape(raw: &str) -> String {
     what.to_string()
 }
 
-fn json_error(
+pub(crate) fn json_error(
     e: &serde_json::Error,
     raw: &str,
     line: u64,
@@ -604,7 +604,7 @@ fn json_error(
     }
 }
 
-fn strip_position(e: &serde_json::Error) -> String {
+pub(crate) fn strip_position(e: &serde_json::Error) -> String {
     let s = e.to_string();
     match s.rfind(" at line ") {
         Some(p) => s[..p].to_string(),
@@ -612,18 +612,18 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-fn count_nl(b: &[u8]) -> u64 {
+pub(crate) fn count_nl(b: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', b).count() as u64
 }
 
 /// Offset of the start of 1-based line `n + 1` (the line after line `n`).
-fn nth_line_offset(b: &[u8], n: usize) -> usize {
+pub(crate) fn nth_line_offset(b: &[u8], n: usize) -> usize {
     memchr::memchr_iter(b'\n', b)
         .nth(n.saturating_sub(1))
         .map_or(b.len(), |p| p + 1)
 }
 
-fn trim_ascii(mut b: &[u8]) -> &[u8] {
+pub(crate) fn trim_ascii(mut b: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = b {
         if first.is_ascii_whitespace() {
             b = rest;

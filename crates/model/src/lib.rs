@@ -10,7 +10,9 @@
 //!   `EventList`, a JSON array, a single (possibly pretty-printed) event, or a mix; the
 //!   original bytes stay beside each parsed event, and every failure names its line and why,
 //!   without stopping the rest of the file;
-//! - encoding byte-for-byte as kube-apiserver does ([`encode`]).
+//! - encoding byte-for-byte as kube-apiserver does ([`encode`]);
+//! - the managed clouds' export shapes (EKS CloudWatch, GKE Cloud Logging, AKS diagnostic
+//!   records), each embedded event handed on as a plain audit event ([`cloud`]).
 //!
 //! It does no IO beyond the readers it is given.
 //!
@@ -32,6 +34,7 @@ mod event;
 mod text;
 mod time;
 
+pub mod cloud;
 pub mod decode;
 pub mod encode;
 

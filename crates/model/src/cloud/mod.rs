@@ -1,0 +1,827 @@
+//! Audit events as the managed clouds export them: EKS (CloudWatch Logs), GKE (Cloud Logging) and
+//! AKS (Azure diagnostic records).
+//!
+//! [`decode_as`] reads one of these exports and hands each embedded audit event to the callback
+//! as a [`Record`], exactly as [`decode::decode_slice`] does for plain Kubernetes input:
+//!
+//! - **EKS**: the CloudWatch log event's `message` is the kube-apiserver Event as a JSON string;
+//!   the record's `raw` is that string unescaped, byte for byte. Read from `aws logs
+//!   filter-log-events` / `get-log-events` output, subscription-filter payloads (decompressed; one
+//!   or several concatenated `DATA_MESSAGE` documents), CloudWatch export-task lines
+//!   (`<timestamp> <message>`), Logs Insights results, single CloudWatch events, and plain
+//!   messages one per line (Firehose message extraction). Streams other than
+//!   `kube-apiserver-audit-*` and `CONTROL_MESSAGE`s are skipped as not audit events; a message
+//!   EKS cut short (`[Truncated...]`) is reported as [`ErrorKind::Truncated`] with its auditID.
+//! - **GKE**: a Cloud Audit Logs `LogEntry` with `protoPayload.serviceName` `k8s.io` is mapped
+//!   back to an `audit.k8s.io/v1` Event (see the notes below) and encoded as
+//!   kube-apiserver would ([`crate::encode::write_event`]); that JSON is the record's `raw`.
+//!   Read from `gcloud logging read --format=json` arrays, REST `entries.list` pages, single or
+//!   newline-delimited LogEntries, Pub/Sub push envelopes and pulled messages (`data` in base64,
+//!   decoded here).
+//! - **AKS**: a diagnostic record of category `kube-audit` or `kube-audit-admin` carries the
+//!   Event in `properties.log`, as a JSON string (the usual case; `raw` is it unescaped) or an
+//!   object (`raw` is its bytes in the input). Read from Event Hub bodies (`{"records":[...]}`)
+//!   and storage-account `PT1H.json` lines. Other categories (klog text of `kube-apiserver`,
+//!   `guard` decisions...) are skipped as not audit events; a `properties.log` cut short is
+//!   [`ErrorKind::Truncated`].
+//!
+//! In every format a plain Kubernetes audit event (or `EventList`) found where a cloud record
+//! was expected is passed through as it is.
+//!
+//! GKE events are reconstructions: GKE keeps no stage, level, groups, request URI or receive
+//! time. The mapping sets `stage` `ResponseComplete`, `level` from the bodies present,
+//! `requestURI` rebuilt from `resourceName`, both timestamps from the entry's `timestamp`, the HTTP
+//! code from a `Status` response or else from `protoPayload.status.code` (a google.rpc.Code), and
+//! keeps what has no Event field as annotations: `kaudit.io/source: gke`, and
+//! `gke.kaudit.io/{resource-name, log, cluster-name, location, project-id, authorization-info,
+//! receive-timestamp, status-code}`.
+//!
+//! Compression is the caller's: gunzip files (S3 objects, Firehose deliveries; multi-member gzip
+//! included) before calling. Base64 inside a record (Pub/Sub `data`) is decoded here; base64 of
+//! gzip (Lambda `awslogs.data`, Firehose HTTP `records[].data`) is reported, not decompressed.
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::str::FromStr;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::Text;
+use crate::decode::{self, DecodeError, ErrorKind, Record, Stats};
+
+mod aks;
+mod b64;
+mod eks;
+mod gke;
+mod sniff;
+
+/// The shape of an input: plain Kubernetes audit events, or a managed cloud's export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Recognise the shape from the first record ([`detect`]).
+    Auto,
+    /// kube-apiserver's own output: audit.log lines, `EventList`s, arrays ([`decode::decode_slice`]).
+    K8s,
+    /// Amazon EKS audit logs from CloudWatch Logs.
+    Eks,
+    /// GKE audit logs from Cloud Logging (Cloud Audit Logs `LogEntry`s).
+    Gke,
+    /// AKS `kube-audit` / `kube-audit-admin` diagnostic records.
+    Aks,
+}
+
+impl Format {
+    /// Every format, in CLI order.
+    pub const ALL: [Format; 5] = [
+        Format::Auto,
+        Format::K8s,
+        Format::Eks,
+        Format::Gke,
+        Format::Aks,
+    ];
+
+    /// The CLI name: `auto`, `k8s`, `eks`, `gke` or `aks`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::K8s => "k8s",
+            Format::Eks => "eks",
+            Format::Gke => "gke",
+            Format::Aks => "aks",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+    /// The CLI names, case-insensitively.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown input format {s:?} (expected auto, k8s, eks, gke or aks)")
+            })
+    }
+}
+
+/// Recognises the format of `data` from its first record (or the first item of its first
+/// list). Plain audit events, `EventList`s, arrays of events and anything unrecognised are
+/// [`Format::K8s`]; never returns [`Format::Auto`].
+pub fn detect(data: &[u8]) -> Format {
+    sniff::detect(data)
+}
+
+/// Decodes every audit event in `data` read as `format`, calling `f` with each event or skipped
+/// record; `f` can stop early by returning `ControlFlow::Break`.
+///
+/// [`Format::K8s`] is [`decode::decode_slice`]; [`Format::Auto`] decodes as [`detect`] says. For
+/// the clouds, `line` is the 1-based line where the enclosing cloud record starts (the
+/// CloudWatch event, the LogEntry, the Pub/Sub message, the Azure record) and `item` its index in
+/// the list holding it, if any.
+pub fn decode_as<F>(data: &[u8], format: Format, mut f: F) -> Stats
+where
+    F: for<'b> FnMut(Result<Record<'b>, DecodeError>) -> ControlFlow<()>,
+{
+    let format = match format {
+        Format::Auto => detect(data),
+        f => f,
+    };
+    if format == Format::K8s || format == Format::Auto {
+        return decode::decode_slice(data, f);
+    }
+    let mut d = Cloud {
+        data,
+        format,
+        stats: Stats {
+            bytes: data.len() as u64,
+            ..Stats::default()
+        },
+        nl_pos: 0,
+        nl_line: 1,
+    };
+    if decode::is_json_lines(data) {
+        let _ = d.lines(&mut f);
+    } else {
+        let _ = d.document(&mut f);
+    }
+    d.stats
+}
+
+type Sink<'f> = dyn for<'b> FnMut(Result<Record<'b>, DecodeError>) -> ControlFlow<()> + 'f;
+
+/// Where a cloud record sits in the input.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    line: u64,
+    item: Option<usize>,
+}
+
+/// How an embedded event may have been cut.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// An EKS CloudWatch message (`[Truncated...]`).
+    Eks,
+    /// An AKS `properties.log` (cut at about 16 KiB).
+    Aks,
+    /// A plain event in the input.
+    None,
+}
+
+const EKS_TRUNCATED: &str = "[Truncated...]";
+
+struct Cloud<'d> {
+    data: &'d [u8],
+    format: Format,
+    stats: Stats,
+    /// Line counting cache for [`Cloud::line_of`].
+    nl_pos: usize,
+    nl_line: u64,
+}
+
+impl<'d> Cloud<'d> {
+    /// The 1-based line of `data` where `s` starts, or `fallback` when `s` is not part of `data`
+    /// (a string unescaped or decoded from it).
+    fn line_of(&mut self, s: &str, fallback: u64) -> u64 {
+        let base = self.data.as_ptr() as usize;
+        let p = s.as_ptr() as usize;
+        if p < base || p >= base + self.data.len() {
+            return fallback;
+        }
+        let off = p - base;
+        if off < self.nl_pos {
+            self.nl_pos = 0;
+            self.nl_line = 1;
+        }
+        self.nl_line += decode::count_nl(&self.data[self.nl_pos..off]);
+        self.nl_pos = off;
+        self.nl_line
+    }
+
+    /// Where the element `s` of a list at `outer` sits.
+    fn at_item(&mut self, s: &str, outer: At, i: usize) -> At {
+        At {
+            line: self.line_of(s, outer.line),
+            item: Some(i),
+        }
+    }
+
+    fn skip(
+        &mut self,
+        at: At,
+        kind: ErrorKind,
+        message: String,
+        f: &mut Sink<'_>,
+    ) -> ControlFlow<()> {
+        *self.stats.skipped.entry(kind).or_default() += 1;
+        f(Err(DecodeError {
+            line: at.line,
+            column: None,
+            item: at.item,
+            kind,
+            message,
+        }))
+    }
+
+    /// JSON lines: each line one cloud record (or list of them). EKS lines may also be
+    /// `<timestamp> <message>` (CloudWatch export tasks) or a bare message.
+    fn lines(&mut self, f: &mut Sink<'_>) -> ControlFlow<()> {
+        let data = self.data;
+        let mut pos = 0;
+        let mut lineno = 0u64;
+        while pos < data.len() {
+            let (line, next, has_nl) = match memchr::memchr(b'\n', &data[pos..]) {
+                Some(e) => (&data[pos..pos + e], pos + e + 1, true),
+                None => (&data[pos..], data.len(), false),
+            };
+            pos = next;
+            lineno += 1;
+            let line = decode::trim_ascii(line);
+            if line.is_empty() {
+                continue;
+            }
+            let at = At {
+                line: lineno,
+                item: None,
+            };
+            let mut text = match std::str::from_utf8(line) {
+                Ok(t) => t,
+                Err(e) => {
+                    *self.stats.skipped.entry(ErrorKind::Encoding).or_default() += 1;
+                    f(Err(DecodeError {
+                        line: lineno,
+                        column: Some(e.valid_up_to() as u64 + 1),
+                        item: None,
+                        kind: ErrorKind::Encoding,
+                        message: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                    }))?;
+                    continue;
+                }
+            };
+            if self.format == Format::Eks {
+                if let Some(rest) = eks::strip_export_prefix(text) {
+                    text = rest;
+                    if !text.starts_with(['{', '[']) || text.ends_with(EKS_TRUNCATED) {
+                        // An export line holds the message text itself.
+                        self.embedded(text, at, Cut::Eks, "message", f)?;
+                        continue;
+                    }
+                }
+            }
+            match serde_json::from_str::<&RawValue>(text) {
+                Ok(v) => self.value(v.get(), at, f)?,
+                Err(_) if self.format == Format::Eks => {
+                    // A bare CloudWatch message per line (Firehose message extraction): report
+                    // EKS truncation and klog text as such.
+                    self.embedded(text, at, Cut::Eks, "", f)?
+                }
+                Err(e) => {
+                    let err = decode::json_error(&e, text, lineno, None, !has_nl);
+                    let kind = err.kind;
+                    *self.stats.skipped.entry(kind).or_default() += 1;
+                    f(Err(err))?;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A whole document: one or more JSON values (pretty-printed, or concatenated with no
+    /// separator, as Firehose writes subscription payloads to S3).
+    fn document(&mut self, f: &mut Sink<'_>) -> ControlFlow<()> {
+        let data = self.data;
+        let text = match std::str::from_utf8(data) {
+            Ok(t) => t,
+            Err(e) => {
+                let line = 1 + decode::count_nl(&data[..e.valid_up_to()]);
+                let at = At { line, item: None };
+                return self.skip(
+                    at,
+                    ErrorKind::Encoding,
+                    format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                    f,
+                );
+            }
+        };
+        let mut base = 0usize;
+        let mut base_line = 1u64;
+        'restart: loop {
+            let mut stream =
+                serde_json::Deserializer::from_str(&text[base..]).into_iter::<&RawValue>();
+            loop {
+                match stream.next() {
+                    None => return ControlFlow::Continue(()),
+                    Some(Ok(raw)) => {
+                        let at = At {
+                            line: self.line_of(raw.get(), base_line),
+                            item: None,
+                        };
+                        self.value(raw.get(), at, f)?;
+                    }
+                    Some(Err(e)) => {
+                        let eline = base_line + e.line() as u64 - 1;
+                        let kind = if e.is_eof() {
+                            ErrorKind::Truncated
+                        } else {
+                            ErrorKind::Syntax
+                        };
+                        *self.stats.skipped.entry(kind).or_default() += 1;
+                        f(Err(DecodeError {
+                            line: eline,
+                            column: Some(e.column() as u64),
+                            item: None,
+                            kind,
+                            message: decode::strip_position(&e),
+                        }))?;
+                        // Resume at the next line that starts a top-level value.
+                        let mut off = decode::nth_line_offset(&text.as_bytes()[base..], e.line());
+                        let mut l = eline + 1;
+                        while base + off < text.len() {
+                            let b = text.as_bytes()[base + off];
+                            if b == b'{' || b == b'[' {
+                                base += off;
+                                base_line = l;
+                                continue 'restart;
+                            }
+                            match memchr::memchr(b'\n', &text.as_bytes()[base + off..]) {
+                                Some(n) => {
+                                    off += n + 1;
+                                    l += 1;
+                                }
+                                None => break,
+                            }
+                        }
+                        return ControlFlow::Continue(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// One top-level JSON value: a record, or an array of records.
+    fn value(&mut self, v: &str, at: At, f: &mut Sink<'_>) -> ControlFlow<()> {
+        if v.starts_with('[') && !(self.format == Format::Eks && eks::is_insights_row(v)) {
+            let items: Vec<&RawValue> = match serde_json::from_str(v) {
+                Ok(items) => items,
+                Err(e) => {
+                    return self.skip(at, ErrorKind::Syntax, decode::strip_position(&e), f);
+                }
+            };
+            self.stats.lists += 1;
+            for (i, item) in items.into_iter().enumerate() {
+                let at = self.at_item(item.get(), at, i);
+                self.record(item.get(), at, f)?;
+            }
+            return ControlFlow::Continue(());
+        }
+        self.record(v, at, f)
+    }
+
+    /// One cloud record (or an envelope holding several).
+    fn record(&mut self, v: &str, at: At, f: &mut Sink<'_>) -> ControlFlow<()> {
+        match self.format {
+            Format::Eks => self.eks(v, at, f),
+            Format::Gke => self.gke(v, at, f),
+            Format::Aks => self.aks(v, at, f),
+            Format::K8s | Format::Auto => self.embedded(v, at, Cut::None, "", f),
+        }
+    }
+
+    /// Expands the JSON array `list` (the value of `field` in the record at `at`), calling `each`
+    /// with every element and where it sits.
+    fn list<'v>(
+        &mut self,
+        list: &'v RawValue,
+        field: &str,
+        at: At,
+        f: &mut Sink<'_>,
+        mut each: impl FnMut(&mut Self, &'v str, At, &mut Sink<'_>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let items: Vec<&'v RawValue> = match serde_json::from_str(list.get()) {
+            Ok(items) => items,
+            Err(e) => {
+                return self.skip(
+                    at,
+                    ErrorKind::InvalidField,
+                    format!("{field}: {}", decode::strip_position(&e)),
+                    f,
+                );
+            }
+        };
+        self.stats.lists += 1;
+        for (i, item) in items.into_iter().enumerate() {
+            let at = self.at_item(item.get(), at, i);
+            each(self, item.get(), at, f)?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// An audit event found inside a cloud record (`field` names where, empty for a plain
+    /// event in the input), decoded as kube-apiserver output with `raw` = `text`.
+    fn embedded(
+        &mut self,
+        text: &str,
+        at: At,
+        cut: Cut,
+        field: &str,
+        f: &mut Sink<'_>,
+    ) -> ControlFlow<()> {
+        let t = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        let prefix = if field.is_empty() {
+            String::new()
+        } else {
+            format!("{field}: ")
+        };
+        if cut == Cut::Eks && t.ends_with(EKS_TRUNCATED) {
+            let n = t.len() - EKS_TRUNCATED.len();
+            return self.skip(
+                at,
+                ErrorKind::Truncated,
+                format!(
+                    "{prefix}EKS truncated this audit event after {n} bytes (the message ends with \"{EKS_TRUNCATED}\"; CloudWatch caps log events); {}",
+                    recovered(t)
+                ),
+                f,
+            );
+        }
+        if !t.starts_with(['{', '[']) {
+            let what = match cut {
+                Cut::Eks => " (klog text from a non-audit stream?)",
+                Cut::Aks => " (klog text?)",
+                Cut::None => "",
+            };
+            return self.skip(
+                at,
+                ErrorKind::NotAnEvent,
+                format!("{prefix}{} is not JSON{what}", preview(t)),
+                f,
+            );
+        }
+        let mut broke = false;
+        let inner = decode::decode_slice(t.as_bytes(), |r| {
+            let r = match r {
+                Ok(mut rec) => {
+                    rec.line = at.line;
+                    rec.item = at.item.or(rec.item);
+                    Ok(rec)
+                }
+                Err(mut e) => {
+                    e.line = at.line;
+                    e.item = at.item.or(e.item);
+                    if e.kind == ErrorKind::Truncated {
+                        let n = t.len();
+                        e.message = match cut {
+                            Cut::Eks => format!(
+                                "{prefix}the audit event is cut short after {n} bytes; {}",
+                                recovered(t)
+                            ),
+                            Cut::Aks => format!(
+                                "{prefix}AKS truncated this audit event after {n} bytes (large events are cut at about 16 KiB); {}",
+                                recovered(t)
+                            ),
+                            Cut::None => format!("{}; {}", e.message, recovered(t)),
+                        };
+                        e.column = None;
+                    } else if !field.is_empty() {
+                        e.message = match e.column.take() {
+                            Some(c) => {
+                                format!("{prefix}{} (column {c} of the embedded event)", e.message)
+                            }
+                            None => format!("{prefix}{}", e.message),
+                        };
+                    }
+                    Err(e)
+                }
+            };
+            let flow = f(r);
+            broke |= flow.is_break();
+            flow
+        });
+        self.stats.events += inner.events;
+        self.stats.lists += inner.lists;
+        for (k, v) in inner.skipped {
+            *self.stats.skipped.entry(k).or_default() += v;
+        }
+        if broke {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// What can be read of a cut event: `auditID "…", verb "…", requestURI "…"`.
+fn recovered(t: &str) -> String {
+    let mut parts = vec![];
+    for key in ["auditID", "verb", "requestURI"] {
+        if let Some(v) = string_field(t, key) {
+            parts.push(format!("{key} {v:?}"));
+        }
+    }
+    if parts.iter().all(|p| !p.starts_with("auditID")) {
+        parts.insert(0, "auditID not recoverable".into());
+    }
+    parts.join(", ")
+}
+
+/// The value of the first `"key": "value"` in possibly broken JSON (no escapes in the value).
+fn string_field<'t>(t: &'t str, key: &str) -> Option<&'t str> {
+    let pat = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(p) = t[from..].find(&pat) {
+        let rest = t[from + p + pat.len()..].trim_start();
+        from += p + pat.len();
+        let Some(rest) = rest.strip_prefix(':') else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        let end = rest.find(['"', '\\'])?;
+        if rest.as_bytes()[end] == b'"' {
+            return Some(&rest[..end]);
+        }
+        return None;
+    }
+    None
+}
+
+/// The start of a text, for messages.
+fn preview(t: &str) -> String {
+    let mut end = t.len().min(40);
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < t.len() {
+        format!("{:?}…", &t[..end])
+    } else {
+        format!("{t:?}")
+    }
+}
+
+/// A JSON object's members in input order, values raw.
+struct Obj<'a>(Vec<(Text<'a>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Obj<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Obj<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Obj<'a>, M::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some((k, v)) = m.next_entry::<Text<'de>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Obj(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Obj<'a> {
+    /// Parses `v` when it is a JSON object.
+    fn parse(v: &'a str) -> Option<Obj<'a>> {
+        if !v.starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(v).ok()
+    }
+
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| v.get() != "null")
+    }
+
+    /// The string member `key`: `Ok(None)` when absent or null, `Err` naming it when not a
+    /// string.
+    fn str(&self, key: &str) -> Result<Option<Text<'a>>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) if v.get() == "null" => Ok(None),
+            Some(v) => serde_json::from_str::<Text<'a>>(v.get())
+                .map(Some)
+                .map_err(|_| format!("{key}: expected a string, found {}", json_type(v.get()))),
+        }
+    }
+
+    /// The first few keys, for messages.
+    fn keys(&self) -> String {
+        let mut s: Vec<&str> = self.0.iter().take(6).map(|(k, _)| k.as_str()).collect();
+        if self.0.len() > 6 {
+            s.push("…");
+        }
+        s.join(", ")
+    }
+
+    /// Whether this is a plain Kubernetes audit event or EventList.
+    fn is_k8s(&self) -> bool {
+        let s = |k| self.str(k).ok().flatten();
+        s("kind").is_some_and(|k| k == "Event" || k == "EventList")
+            || s("apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/"))
+            || self.has("auditID")
+    }
+}
+
+fn json_type(v: &str) -> &'static str {
+    match v.as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(f.to_string().parse::<Format>(), Ok(f));
+        }
+        assert_eq!("EKS".parse::<Format>(), Ok(Format::Eks));
+        assert!("cloudwatch".parse::<Format>().is_err());
+    }
+
+    fn run(data: &str, format: Format) -> Vec<String> {
+        let mut out = vec![];
+        decode_as(data.as_bytes(), format, |r| {
+            out.push(match r {
+                Ok(rec) => format!(
+                    "ok {}{} id={} raw={}",
+                    rec.line,
+                    rec.item.map(|i| format!("[{i}]")).unwrap_or_default(),
+                    rec.event.audit_id,
+                    rec.raw
+                ),
+                Err(e) => e.to_string(),
+            });
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    const EV: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"u"},"requestReceivedTimestamp":"2026-01-02T03:04:05.000001Z","stageTimestamp":"2026-01-02T03:04:05.000002Z"}"#;
+
+    fn quoted(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    #[test]
+    fn eks_less_common_shapes() {
+        let klog = r#"{"events":[{"timestamp":1,"message":"I0512 09:14:03.118204      10 handler.go:143] GET /readyz"}]}"#;
+        assert_eq!(
+            run(klog, Format::Eks),
+            [
+                r#"line 1, item 0: not an audit event: message: "I0512 09:14:03.118204      10 handler.go"… is not JSON (klog text from a non-audit stream?)"#
+            ]
+        );
+        let gz = r#"{"awslogs":{"data":"H4sIAAAAAAAA/6tWKkktLlGyUlBKzs8rSc0rUaoFAG6sRgQVAAAA"}}"#;
+        assert_eq!(
+            run(gz, Format::Eks),
+            [
+                "line 1: not UTF-8: awslogs.data: gzip-compressed CloudWatch Logs subscription data; decode the base64 and gunzip it first (kaudit reads the decompressed JSON)"
+            ]
+        );
+        // Firehose HTTP endpoint delivery whose records were not compressed.
+        let payload = format!(
+            r#"{{"messageType":"DATA_MESSAGE","logStream":"kube-apiserver-audit-1","logEvents":[{{"id":"1","timestamp":1,"message":{}}}]}}"#,
+            quoted(EV)
+        );
+        let mut b64 = String::new();
+        for chunk in payload.as_bytes().chunks(3) {
+            const A: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let n =
+                chunk.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                b64.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        let firehose =
+            format!(r#"{{"requestId":"r","timestamp":1,"records":[{{"data":"{b64}"}}]}}"#);
+        assert_eq!(detect(firehose.as_bytes()), Format::Eks);
+        assert_eq!(
+            run(&firehose, Format::Eks),
+            [format!("ok 1[0] id=a1 raw={EV}")]
+        );
+        // Not a string where the message should be.
+        assert_eq!(
+            run(
+                r#"{"logStreamName":"kube-apiserver-audit-1","message":42}"#,
+                Format::Eks
+            ),
+            ["line 1: invalid field: message: expected a string, found a number"]
+        );
+    }
+
+    #[test]
+    fn gke_rewrapped_and_broken_pubsub_data() {
+        let entry = r#"{"insertId":"i1","protoPayload":{"serviceName":"k8s.io","methodName":"io.k8s.core.v1.pods.list","resourceName":"core/v1/namespaces/n/pods","status":{}},"timestamp":"2026-01-02T03:04:05Z"}"#;
+        // Splunk's GCP add-on: {publish_time, data:<LogEntry object>, attributes}.
+        let splunk = format!(r#"{{"publish_time":1767322000.1,"data":{entry},"attributes":{{}}}}"#);
+        assert_eq!(detect(splunk.as_bytes()), Format::Gke);
+        let out = run(&splunk, Format::Gke);
+        assert!(
+            out[0].starts_with("ok 1 id=i1 raw={\"kind\":\"Event\""),
+            "{out:?}"
+        );
+        assert_eq!(
+            run(r#"{"message":{"data":"not*base64"}}"#, Format::Gke),
+            ["line 1: invalid field: message.data: not base64: unexpected '*' at byte 3"]
+        );
+        assert_eq!(
+            run(r#"{"message":{"data":"eyJpbnNlcnRJZCI6"}}"#, Format::Gke),
+            [
+                "line 1: truncated record: message.data: decoded data is not JSON: EOF while parsing a value"
+            ]
+        );
+        assert_eq!(
+            run(
+                &entry.replace("2026-01-02T03:04:05Z", "yesterday"),
+                Format::Gke
+            ),
+            [r#"line 1: invalid field: timestamp: "yesterday" is not an RFC 3339 time"#]
+        );
+        assert_eq!(
+            run(
+                &entry.replace(r#""status":{}"#, r#""status":{"code":"7"}"#),
+                Format::Gke
+            ),
+            [
+                "line 1: invalid field: protoPayload.status.code: invalid type: string \"7\", expected i64"
+            ]
+        );
+    }
+
+    #[test]
+    fn aks_bad_records() {
+        assert_eq!(
+            run(
+                r#"{"records":[{"category":"kube-audit","properties":{"log":7}},{"category":"kube-audit","properties":{}},{"properties":{"log":"{}"}},{"time":"x"}]}"#,
+                Format::Aks
+            ),
+            [
+                "line 1, item 0: invalid field: properties.log: expected a JSON string or object, found a number",
+                "line 1, item 1: invalid field: properties.log: missing",
+                "line 1, item 2: invalid field: category: missing",
+                "line 1, item 3: not an audit event: not an AKS diagnostic record (no category; keys: time)",
+            ]
+        );
+        let rec = format!(
+            r#"{{"category":"kube-audit-admin","properties":{{"log":{}}}}}"#,
+            quoted(&EV.replace(r#""verb":"list""#, r#""verb":5"#))
+        );
+        assert_eq!(
+            run(&rec, Format::Aks),
+            [
+                "line 1: invalid field: properties.log: verb: invalid type: integer `5`, expected a string"
+            ]
+        );
+        let rec = format!(
+            r#"{{"category":"kube-audit","properties":{{"log":{}}}}}"#,
+            quoted("{\"kind\":\"Event\",\"auditID\" \"x\"}")
+        );
+        assert_eq!(
+            run(&rec, Format::Aks),
+            [
+                "line 1: malformed JSON: properties.log: expected `:` (column 27 of the embedded event)"
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_events_pass_through_every_cloud_format() {
+        for format in [Format::Eks, Format::Gke, Format::Aks] {
+            assert_eq!(
+                run(EV, format),
+                [format!("ok 1 id=a1 raw={EV}")],
+                "{format}"
+            );
+        }
+    }
+
+    #[test]
+    fn recovers_fields_of_cut_events() {
+        let t = r#"{"kind":"Event","auditID" : "a-1","verb":"get","requestURI":"/api/v1/x?y=\"z","requestObject":{"n"#;
+        assert_eq!(recovered(t), r#"auditID "a-1", verb "get""#);
+        assert_eq!(recovered("{\"kind\":"), "auditID not recoverable");
+    }
+}
