@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use kaudit_model::Stage;
+use kaudit_model::cloud::{self, Format};
 use kaudit_model::decode::{self, DecodeError, ErrorKind, Record};
 use kaudit_store::{Incoming, Store, now_micros};
 
@@ -20,6 +21,9 @@ pub const MAX_REPORTED: usize = 20;
 pub struct Options {
     /// The cluster the events are stored under.
     pub cluster: String,
+    /// The input shape: a Kubernetes audit log, or a cloud export (EKS, GKE, AKS); `Auto`
+    /// recognises it per file.
+    pub format: Format,
 }
 
 /// What one file gave.
@@ -155,6 +159,18 @@ fn import_file(
     } else {
         Box::new(r)
     };
+    let mut reader = reader;
+    // The shape: given, or recognised from the file's start. Kubernetes logs are streamed;
+    // cloud exports are whole documents and read whole.
+    let mut head = Vec::new();
+    (&mut reader)
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let format = match opts.format {
+        Format::Auto => cloud::detect(&head),
+        f => f,
+    };
     let mut fs = FileSummary {
         path: path.to_path_buf(),
         ..Default::default()
@@ -191,7 +207,16 @@ fn import_file(
         }
         ControlFlow::Continue(())
     };
-    let stats = decode::decode_reader(reader, &mut cb).map_err(|e| format!("{name}: {e}"))?;
+    let stats = if format == Format::K8s {
+        decode::decode_reader(io::Cursor::new(head).chain(reader), &mut cb)
+            .map_err(|e| format!("{name}: {e}"))?
+    } else {
+        let mut all = head;
+        reader
+            .read_to_end(&mut all)
+            .map_err(|e| format!("{name}: {e}"))?;
+        cloud::decode_as(&all, format, &mut cb)
+    };
     if let Some(e) = failed {
         return Err(e);
     }

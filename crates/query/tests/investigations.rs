@@ -64,6 +64,7 @@ fn store_of(files: &[PathBuf], dir: &Path, seal: bool) {
     .unwrap();
     let opts = kaudit_ingest::import::Options {
         cluster: "c1".into(),
+        format: kaudit_model::cloud::Format::Auto,
     };
     kaudit_ingest::import::import(&mut s, files, &opts, |_| {}).unwrap();
     if seal {

@@ -26,7 +26,13 @@ pub struct ImportArgs {
     /// The cluster these events come from (stored with each event; dedup is per cluster).
     #[arg(long, default_value = "default")]
     cluster: String,
-    /// Audit log files: audit.log and its rotated backups (plain or gzip), EventLists, arrays.
+    /// The input shape: auto (recognised per file), k8s (audit.log lines, EventLists,
+    /// arrays), eks (CloudWatch exports and subscription payloads), gke (Cloud Logging
+    /// entries, Pub/Sub envelopes), aks (diagnostic records).
+    #[arg(long, default_value = "auto")]
+    format: kaudit_model::cloud::Format,
+    /// Audit log files: audit.log and its rotated backups (plain or gzip), EventLists, arrays,
+    /// cloud exports.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// No progress bar, even on a terminal.
@@ -55,6 +61,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
     });
     let opts = import::Options {
         cluster: a.cluster.clone(),
+        format: a.format,
     };
     let files = import::import(&mut store, &a.files, &opts, |p| {
         if let Some(b) = &bar {
