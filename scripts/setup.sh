@@ -29,3 +29,9 @@ echo "== kaudit installed at $bin; demo files in $demo"
 "$bin" policy lint "$demo/recipe.yaml" || true
 "$bin" policy simulate "$demo/policy.yaml" "$demo/audit.log"
 "$bin" policy diff --top 10 "$demo/recipe.yaml" "$demo/policy.yaml" "$demo/audit.log"
+# The main job on the embedded default store: import, prove it intact, investigate.
+"$bin" import --quiet --data "$demo/data" --cluster demo "$demo/audit.log"
+"$bin" verify --data "$demo/data"
+"$bin" ask top-users --data "$demo/data" --limit 10
+"$bin" ask exec --data "$demo/data" --limit 10
+"$bin" query --data "$demo/data" 'resource=secrets verb=get,list user!=system:*' --limit 10
