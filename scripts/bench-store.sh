@@ -33,7 +33,10 @@ q() { # name, kaudit ask args, jq select, duckdb where
     td=$(python3 - "$w/data/segments/*.parquet" "$where" <<'PY'
 import duckdb, sys, time
 c = duckdb.connect(); g, where = sys.argv[1], sys.argv[2]
-q = f"select distinct on (cluster, audit_id) * exclude (event) from read_parquet('{g}') where {where} order by cluster, audit_id, stage_time desc"
+# The same rows kaudit prints: one per request (its latest stage), the table's columns.
+q = (f"select distinct on (cluster, audit_id) cast(time as varchar), cluster, user, verb, resource, subresource, "
+     f"namespace, name, code, source_ip, user_agent, audit_id, stage from read_parquet('{g}') "
+     f"where {where} order by cluster, audit_id, stage_time desc")
 c.execute(q).fetchall()
 t = time.time(); c.execute(q).fetchall(); print(time.time() - t)
 PY
