@@ -163,6 +163,20 @@ impl fmt::Display for Stats {
     }
 }
 
+/// From byte `at` (the start of line `line`), the next line that starts a top-level JSON value
+/// (`{` or `[`): its byte offset and line number.
+pub(crate) fn next_value_start(text: &[u8], mut at: usize, mut line: u64) -> Option<(usize, u64)> {
+    while at < text.len() {
+        if text[at] == b'{' || text[at] == b'[' {
+            return Some((at, line));
+        }
+        let n = memchr::memchr(b'\n', &text[at..])?;
+        at += n + 1;
+        line += 1;
+    }
+    None
+}
+
 /// Decodes every event in `data`, calling `f` with each event or skipped record.
 /// `f` can stop the decode early by returning `ControlFlow::Break`.
 pub fn decode_slice<'a, F>(data: &'a [u8], mut f: F) -> Stats
@@ -380,22 +394,13 @@ impl Decoder {
                         };
                         self.skip(err, f)?;
                         // Resume at the next line that starts a top-level value.
-                        let mut off = nth_line_offset(&text.as_bytes()[base..], e.line());
-                        let mut l = eline + 1;
-                        while base + off < text.len() {
-                            let b = text.as_bytes()[base + off];
-                            if b == b'{' || b == b'[' {
-                                base += off;
-                                base_line = l;
-                                continue 'restart;
-                            }
-                            match memchr::memchr(b'\n', &text.as_bytes()[base + off..]) {
-                                Some(n) => {
-                                    off += n + 1;
-                                    l += 1;
-                                }
-                                None => break,
-                            }
+                        let off = nth_line_offset(&text.as_bytes()[base..], e.line());
+                        if let Some((b, l)) =
+                            next_value_start(text.as_bytes(), base + off, eline + 1)
+                        {
+                            base = b;
+                            base_line = l;
+                            continue 'restart;
                         }
                         return ControlFlow::Continue(());
                     }

@@ -341,22 +341,13 @@ impl<'d> Cloud<'d> {
                             message: decode::strip_position(&e),
                         }))?;
                         // Resume at the next line that starts a top-level value.
-                        let mut off = decode::nth_line_offset(&text.as_bytes()[base..], e.line());
-                        let mut l = eline + 1;
-                        while base + off < text.len() {
-                            let b = text.as_bytes()[base + off];
-                            if b == b'{' || b == b'[' {
-                                base += off;
-                                base_line = l;
-                                continue 'restart;
-                            }
-                            match memchr::memchr(b'\n', &text.as_bytes()[base + off..]) {
-                                Some(n) => {
-                                    off += n + 1;
-                                    l += 1;
-                                }
-                                None => break,
-                            }
+                        let off = decode::nth_line_offset(&text.as_bytes()[base..], e.line());
+                        if let Some((b, l)) =
+                            decode::next_value_start(text.as_bytes(), base + off, eline + 1)
+                        {
+                            base = b;
+                            base_line = l;
+                            continue 'restart;
                         }
                         return ControlFlow::Continue(());
                     }
