@@ -452,8 +452,3 @@ pub fn col<'b, T: 'static>(b: &'b RecordBatch, name: &str) -> Result<&'b T, Stri
         .and_then(|c| c.as_any().downcast_ref::<T>())
         .ok_or_else(|| format!("column {name} is missing or has the wrong type"))
 }
-
-/// Whether an array value is null (helper for callers without the Array trait in scope).
-pub fn is_null(a: &dyn Array, i: usize) -> bool {
-    a.is_null(i)
-}

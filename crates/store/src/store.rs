@@ -119,6 +119,8 @@ pub struct Store {
     last_checkpoint: (u64, Instant),
     scratch: Vec<u8>,
     recovery: Recovery,
+    /// Held (an exclusive file lock on `lock`) while the store is open for writing.
+    _lock: File,
 }
 
 /// A store error: what and where.
@@ -168,6 +170,24 @@ impl Store {
         };
         for d in [layout.wal(), layout.segments()] {
             fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        // One writer at a time: two would interleave WAL frames and fork the tree.
+        let lock_path = layout.root.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "{}: another kaudit process is writing to this data directory",
+                    dir.display()
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
         let keys = if layout.keys().join("signing.key").exists() {
             Keys::load(&layout.keys()).map_err(io_err(&layout.keys()))?
@@ -284,6 +304,7 @@ impl Store {
             last_checkpoint: (0, Instant::now()),
             scratch: Vec::new(),
             recovery,
+            _lock: lock,
         };
         store.last_checkpoint = (store.latest_checkpoint_size(), Instant::now());
         if store.wal_rows >= store.opts.seal_rows {

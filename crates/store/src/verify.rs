@@ -163,14 +163,15 @@ fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Res
     }
     // Checkpoints below the retention boundary can no longer be recomputed, except the one
     // exactly at it (the retention record carries that tree's right edge).
-    let check = |f: &Frontier, r: &mut Report, place: &str| -> Result<(), String> {
+    let check = |f: &Frontier, r: &mut Report, place: &dyn Fn() -> String| -> Result<(), String> {
         let size = f.size();
         if let Some((line, cp)) = checkpoints.get(&size) {
             if cp.root != f.root() {
                 return Err(format!(
-                    "{place}: the data does not match the checkpoint signed at {} \
+                    "{}: the data does not match the checkpoint signed at {} \
                      ({}:{line}, tree size {size}): an event in leaves {}-{} was altered, \
                      removed or reordered since (the checkpoint of size {} matched)",
+                    place(),
                     time_str(cp.time),
                     cp_path.display(),
                     r.verified_size,
@@ -186,7 +187,7 @@ fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Res
     r.expired_checkpoints = checkpoints.range(..r.pruned).count();
     r.verified_size = r.pruned;
     if r.pruned > 0 {
-        check(&frontier, r, "retention boundary")?;
+        check(&frontier, r, &|| "retention boundary".to_string())?;
     }
     // Sealed segments, in manifest order; every file present must be listed and vice versa.
     let seg_dir = layout.segments();
@@ -242,7 +243,9 @@ fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Res
             frontier.push(leaf_hash(&b));
             expected += 1;
             r.events += 1;
-            check(&frontier, r, &format!("segment {} (leaf {leaf})", s.file))
+            check(&frontier, r, &|| {
+                format!("segment {} (leaf {leaf})", s.file)
+            })
         })
         .map_err(|e| {
             if e.starts_with("segment ") {
@@ -300,8 +303,10 @@ fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Res
             frontier.push(leaf_hash(payload));
             r.events += 1;
             r.wal_records += 1;
-            let place = format!("{} (leaf {})", path.display(), frontier.size() - 1);
-            if let Err(e) = check(&frontier, r, &place) {
+            let leaf = frontier.size() - 1;
+            if let Err(e) = check(&frontier, r, &|| {
+                format!("{} (leaf {leaf})", path.display())
+            }) {
                 failure = Some(e);
             }
         })

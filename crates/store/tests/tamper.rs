@@ -154,6 +154,16 @@ fn one_flipped_byte_in_the_wal_is_caught() {
 }
 
 #[test]
+fn one_writer_at_a_time() {
+    let f = fixture();
+    let s = Store::open(&f.dir, opts()).unwrap();
+    let e = Store::open(&f.dir, opts()).err().unwrap();
+    assert!(e.contains("another kaudit process"), "{e}");
+    s.close().unwrap();
+    Store::open(&f.dir, opts()).unwrap().close().unwrap();
+}
+
+#[test]
 fn a_deleted_segment_is_caught() {
     let f = fixture();
     fs::remove_file(&segments(&f.dir)[2]).unwrap();

@@ -131,6 +131,20 @@ fn resource(r: &Row) -> String {
     s
 }
 
+/// The columns people need: time, user, verb, resource, namespace, name, code, source IP.
+fn cells(r: &Row) -> [String; 8] {
+    [
+        time_str(r.time),
+        r.user.clone(),
+        r.verb.clone(),
+        resource(r),
+        r.namespace.clone(),
+        r.name.clone(),
+        r.code.map(|c| c.to_string()).unwrap_or_default(),
+        r.source_ip.clone(),
+    ]
+}
+
 fn csv(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -165,16 +179,17 @@ fn print_rows(mut rows: Vec<Row>, c: &Common) -> Result<ExitCode> {
                 "time,cluster,user,verb,resource,namespace,name,code,source_ip,user_agent,audit_id,stage"
             )?;
             for r in &rows {
+                let [time, user, verb, res, ns, name, code, ip] = cells(r);
                 let cells = [
-                    time_str(r.time),
+                    time,
                     r.cluster.clone(),
-                    r.user.clone(),
-                    r.verb.clone(),
-                    resource(r),
-                    r.namespace.clone(),
-                    r.name.clone(),
-                    r.code.map(|c| c.to_string()).unwrap_or_default(),
-                    r.source_ip.clone(),
+                    user,
+                    verb,
+                    res,
+                    ns,
+                    name,
+                    code,
+                    ip,
                     r.user_agent.clone(),
                     r.audit_id.clone(),
                     r.stage.clone(),
@@ -195,16 +210,7 @@ fn print_rows(mut rows: Vec<Row>, c: &Common) -> Result<ExitCode> {
                 "SOURCE IP",
             ]);
             for r in &rows {
-                t.row(vec![
-                    time_str(r.time),
-                    r.user.clone(),
-                    r.verb.clone(),
-                    resource(r),
-                    r.namespace.clone(),
-                    r.name.clone(),
-                    r.code.map(|c| c.to_string()).unwrap_or_default(),
-                    r.source_ip.clone(),
-                ]);
+                t.row(cells(r).to_vec());
             }
             t.write(&mut out)?;
             if total > rows.len() {

@@ -78,7 +78,15 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let files = files.map_err(|e| anyhow!(e))?;
+    let files = match files {
+        Ok(f) => f,
+        Err(e) => {
+            // What was stored before the failure stays stored and signed.
+            let done = store.size();
+            store.close().map_err(|e| anyhow!(e))?;
+            bail!("{e} (the store holds {done} events; importing again skips what is there)");
+        }
+    };
     // A bulk import ends sealed: columnar, compressed, queryable by any Parquet tool.
     store.seal().map_err(|e| anyhow!(e))?;
     store.close().map_err(|e| anyhow!(e))?;

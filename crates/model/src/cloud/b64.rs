@@ -1,48 +1,58 @@
-//! Base64 decoding (RFC 4648), for Pub/Sub message `data` and CloudWatch subscription blobs.
-//!
-//! Accepts the standard and the URL-safe alphabets, with or without `=` padding, ignoring ASCII
-//! whitespace.
+//! Base64 payloads (Pub/Sub message `data`, CloudWatch subscription blobs) into JSON text,
+//! with the `base64` crate. Accepts the standard and URL-safe alphabets, with or without `=`
+//! padding, ignoring ASCII whitespace (line-wrapped exports).
 
-/// Decodes `s`, or says at which byte it is not base64.
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use crate::decode::ErrorKind;
+
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// Decodes `s`, or says why it is not base64.
 pub(super) fn decode(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 3);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    let mut padding = 0usize;
-    for (i, c) in s.bytes().enumerate() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => {
-                padding += 1;
-                continue;
-            }
-            c if c.is_ascii_whitespace() => continue,
-            _ => {
-                return Err(format!(
-                    "not base64: unexpected {:?} at byte {i}",
-                    c as char
-                ));
-            }
-        };
-        if padding > 0 {
-            return Err(format!("not base64: data after padding at byte {i}"));
+    let compact: String;
+    let s = if s.bytes().any(|b| b.is_ascii_whitespace()) {
+        compact = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        &compact
+    } else {
+        s
+    };
+    let engine = if s.contains(['-', '_']) {
+        &URL_SAFE
+    } else {
+        &STANDARD
+    };
+    engine.decode(s).map_err(|e| match e {
+        base64::DecodeError::InvalidByte(i, b) => {
+            format!("not base64: unexpected {:?} at byte {i}", b as char)
         }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
+        base64::DecodeError::InvalidLength(_) => "not base64: a lone trailing character".into(),
+        e => format!("not base64: {e}"),
+    })
+}
+
+/// Decodes the base64 field `field` into text. A gzip payload is refused with `gzip_hint`
+/// (what it is and what to do); so is anything that is not UTF-8.
+pub(super) fn text(field: &str, s: &str, gzip_hint: &str) -> Result<String, (ErrorKind, String)> {
+    let bytes = decode(s).map_err(|m| (ErrorKind::InvalidField, format!("{field}: {m}")))?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err((ErrorKind::Encoding, format!("{field}: {gzip_hint}")));
     }
-    if bits >= 6 {
-        return Err("not base64: a lone trailing character".into());
-    }
-    Ok(out)
+    String::from_utf8(bytes).map_err(|e| {
+        (
+            ErrorKind::Encoding,
+            format!(
+                "{field}: decoded data is not UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -298,33 +298,13 @@ impl Cloud<'_> {
         let Some(data) = data else {
             return self.skip(at, ErrorKind::InvalidField, format!("{field}: missing"), f);
         };
-        let bytes = match b64::decode(&data) {
-            Ok(b) => b,
-            Err(m) => return self.skip(at, ErrorKind::InvalidField, format!("{field}: {m}"), f),
-        };
-        if bytes.starts_with(&[0x1f, 0x8b]) {
-            return self.skip(
-                at,
-                ErrorKind::Encoding,
-                format!(
-                    "{field}: gzip-compressed CloudWatch Logs subscription data; decode the base64 and gunzip it first (kaudit reads the decompressed JSON)"
-                ),
-                f,
-            );
-        }
-        let text = match String::from_utf8(bytes) {
+        let text = match b64::text(
+            field,
+            &data,
+            "gzip-compressed CloudWatch Logs subscription data; decode the base64 and gunzip it first (kaudit reads the decompressed JSON)",
+        ) {
             Ok(t) => t,
-            Err(e) => {
-                return self.skip(
-                    at,
-                    ErrorKind::Encoding,
-                    format!(
-                        "{field}: decoded data is not UTF-8 (byte {})",
-                        e.utf8_error().valid_up_to()
-                    ),
-                    f,
-                );
-            }
+            Err((kind, m)) => return self.skip(at, kind, m, f),
         };
         let t = text.trim();
         match serde_json::from_str::<&RawValue>(t) {

@@ -474,16 +474,7 @@ impl Cloud<'_> {
             }
         }
         if let Some(data) = o.get("data") {
-            if [
-                "attributes",
-                "messageId",
-                "message_id",
-                "publishTime",
-                "publish_time",
-            ]
-            .iter()
-            .any(|k| o.has(k))
-            {
+            if super::sniff::PUBSUB_MESSAGE_KEYS.iter().any(|k| o.has(k)) {
                 return self.pubsub_data(data, "data", at, f);
             }
         }
@@ -516,23 +507,13 @@ impl Cloud<'_> {
                 );
             }
         };
-        let bytes = match b64::decode(&s) {
-            Ok(b) => b,
-            Err(m) => return self.skip(at, ErrorKind::InvalidField, format!("{field}: {m}"), f),
-        };
-        let text = match String::from_utf8(bytes) {
+        let text = match b64::text(
+            field,
+            &s,
+            "gzip-compressed data; decode the base64 and gunzip it first (kaudit reads the LogEntry JSON)",
+        ) {
             Ok(t) => t,
-            Err(e) => {
-                return self.skip(
-                    at,
-                    ErrorKind::Encoding,
-                    format!(
-                        "{field}: decoded data is not UTF-8 (byte {})",
-                        e.utf8_error().valid_up_to()
-                    ),
-                    f,
-                );
-            }
+            Err((kind, m)) => return self.skip(at, kind, m, f),
         };
         match serde_json::from_str::<&RawValue>(text.trim()) {
             Ok(v) => self.gke(v.get(), at, f),

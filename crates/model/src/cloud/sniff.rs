@@ -8,6 +8,15 @@
 use std::cell::RefCell;
 use std::fmt;
 
+/// Keys beside `data` that make an object a Pub/Sub message (push, pull, or re-wrapped).
+pub(super) const PUBSUB_MESSAGE_KEYS: [&str; 5] = [
+    "attributes",
+    "messageId",
+    "message_id",
+    "publishTime",
+    "publish_time",
+];
+
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::Format;
@@ -88,16 +97,7 @@ fn classify(p: &Peek) -> Format {
         || has("ackId")
         || has("subscription")
         || p.message_data
-        || (has("data")
-            && [
-                "attributes",
-                "messageId",
-                "message_id",
-                "publishTime",
-                "publish_time",
-            ]
-            .iter()
-            .any(|k| has(k)))
+        || (has("data") && PUBSUB_MESSAGE_KEYS.iter().any(|k| has(k)))
     {
         return Format::Gke;
     }
