@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::exec::{Query, Row, Scanned, run};
+use crate::exec::{Query, Rows, Scanned, count_by, request_invariant, run};
 use crate::filter::{Filter, parse};
 
 /// A named question.
@@ -133,7 +133,7 @@ pub fn question(name: &str) -> Option<&'static Question> {
 /// An answer.
 #[derive(Debug)]
 pub enum Answer {
-    Requests(Vec<Row>),
+    Requests(Rows),
     Counts(Vec<(String, u64)>),
     /// (bucket start, creations, deletions).
     Series {
@@ -167,8 +167,8 @@ pub fn ask(
     if q.arg.is_some() && arg.is_none() {
         return Err(format!("{} needs {}", q.name, q.arg.unwrap()));
     }
-    let mut all: Vec<Row> = Vec::new();
     let mut scanned = Scanned::default();
+    let mut found: Vec<Rows> = Vec::new();
     for f in q.filters {
         let text = match (q.name, arg) {
             ("object", Some(a)) => object_filter(a)?,
@@ -179,36 +179,36 @@ pub fn ask(
         filter.terms.extend(extra.terms.iter().cloned());
         filter.since = extra.since;
         filter.until = extra.until;
-        let (rows, s) = run(
-            dir,
-            &Query {
-                filter,
-                stages: false,
-                cluster: cluster.clone(),
-                with_event,
-            },
-        )?;
-        scanned.rows_read += s.rows_read;
-        scanned.row_groups_read += s.row_groups_read;
-        scanned.row_groups_skipped += s.row_groups_skipped;
-        scanned.wal_rows = s.wal_rows;
-        all.extend(rows);
+        let query = Query {
+            filter,
+            stages: false,
+            cluster: cluster.clone(),
+            with_event,
+        };
+        if q.kind == Kind::TopUsers && q.filters.len() == 1 && request_invariant(&query.filter) {
+            // Counted from the dictionary of the user column, one row per request.
+            let (counts, s) = count_by(dir, &query, "user")?;
+            scanned.add(&s);
+            return Ok((Answer::Counts(counts), scanned));
+        }
+        let (rows, s) = run(dir, &query)?;
+        scanned.add(&s);
+        found.push(rows);
     }
-    if q.filters.len() > 1 {
-        all.sort_by_key(|r| (r.time, r.leaf));
-        let mut seen = std::collections::HashSet::new();
-        all.retain(|r| {
-            r.audit_id.is_empty() || seen.insert((r.cluster.clone(), r.audit_id.clone()))
-        });
-    }
+    let all = if found.len() == 1 {
+        found.pop().unwrap()
+    } else {
+        Rows::union(found)
+    };
     let answer = match q.kind {
         Kind::Requests => Answer::Requests(all),
         Kind::TopUsers => {
-            let mut by: BTreeMap<String, u64> = BTreeMap::new();
-            for r in &all {
-                *by.entry(r.user.clone()).or_default() += 1;
+            let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+            for r in all.iter() {
+                *by.entry(r.user).or_default() += 1;
             }
-            let mut v: Vec<(String, u64)> = by.into_iter().collect();
+            let mut v: Vec<(String, u64)> =
+                by.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
             v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             Answer::Counts(v)
         }
@@ -220,7 +220,7 @@ pub fn ask(
             };
             let bucket = bucket.unwrap_or_else(|| auto_bucket(span));
             let mut pts: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-            for r in &all {
+            for r in all.iter() {
                 let Some(t) = r.time else { continue };
                 let k = t.div_euclid(bucket) * bucket;
                 let e = pts.entry(k).or_default();

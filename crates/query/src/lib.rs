@@ -4,3 +4,4 @@
 pub mod ask;
 pub mod exec;
 pub mod filter;
+pub mod rows;

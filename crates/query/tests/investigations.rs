@@ -91,7 +91,7 @@ fn check(files: &[PathBuf], dir: &Path) -> usize {
         let Answer::Requests(rows) = answer else {
             panic!("{name}: not a request list")
         };
-        let got: BTreeSet<String> = rows.iter().map(|r| r.audit_id.clone()).collect();
+        let got: BTreeSet<String> = rows.iter().map(|r| r.audit_id.to_string()).collect();
         assert_eq!(got.len(), rows.len(), "{name}: a request listed twice");
         let want = jq(files, &select);
         let only_kaudit: Vec<_> = got.difference(&want).take(5).collect();

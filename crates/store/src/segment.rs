@@ -14,16 +14,20 @@ use arrow_array::builder::{
     UInt64Builder,
 };
 use arrow_array::{
-    Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+    Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use kaudit_model::Event;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::record::StoredRecord;
@@ -344,41 +348,120 @@ impl Builder {
         self.rows = 0;
         RecordBatch::try_new(schema(), cols).expect("columns match the schema")
     }
+}
 
-    /// Writes everything added as a segment file at `path` (via a temporary file and rename),
-    /// returning the per-row-group term sets.
-    pub fn write(
-        mut self,
-        path: &Path,
-        first_leaf: u64,
-        origin: &str,
-    ) -> Result<Vec<RowGroupTerms>, String> {
-        self.close_group();
-        let terms = std::mem::take(&mut self.groups_terms);
-        let batch = self.finish_batch();
+/// The Parquet writer settings for segments: zstd, row groups aligned with the term sets,
+/// delta encoding for the ordered integer columns, no dictionary for unique strings.
+fn writer_properties(first_leaf: u64, origin: &str) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
+        .set_created_by(format!("kaudit {}", env!("CARGO_PKG_VERSION")))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new("kaudit.schema".into(), SCHEMA_VERSION.to_string()),
+            KeyValue::new("kaudit.first_leaf".into(), first_leaf.to_string()),
+            KeyValue::new("kaudit.origin".into(), origin.to_string()),
+        ]));
+    for c in ["leaf", "received", "time", "stage_time"] {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(c), false)
+            .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED);
+    }
+    for c in ["audit_id", "event"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    b.build()
+}
+
+/// Rows per data page at most: small enough for page skipping when a query selects few rows.
+const DATA_PAGE_ROWS: usize = 8192;
+
+/// Writes one segment file row group by row group, so memory holds one row group at most:
+/// to a temporary name, fsync'd, then renamed into place by [`SegmentWriter::finish`].
+pub struct SegmentWriter {
+    b: Builder,
+    w: Option<ArrowWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl SegmentWriter {
+    /// Starts the segment that will be at `path`.
+    pub fn create(path: &Path, first_leaf: u64, origin: &str) -> Result<SegmentWriter, String> {
         let tmp = path.with_extension("parquet.tmp");
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
         let file = File::create(&tmp).map_err(|e| err(&e))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
-            .set_max_row_group_row_count(Some(ROW_GROUP))
-            .set_created_by(format!("kaudit {}", env!("CARGO_PKG_VERSION")))
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new("kaudit.schema".into(), SCHEMA_VERSION.to_string()),
-                KeyValue::new("kaudit.first_leaf".into(), first_leaf.to_string()),
-                KeyValue::new("kaudit.origin".into(), origin.to_string()),
-            ]))
-            .build();
-        let mut w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| err(&e))?;
+        let props = writer_properties(first_leaf, origin);
+        let w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| err(&e))?;
+        Ok(SegmentWriter {
+            b: Builder::new(),
+            w: Some(w),
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The number of rows added.
+    pub fn len(&self) -> u64 {
+        self.b.groups_terms.iter().map(|g| g.rows).sum::<u64>() + self.b.cur_rows
+    }
+
+    /// Whether no row was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds one stored record (see [`Builder::push`]); a full row group is written out.
+    pub fn push(
+        &mut self,
+        leaf: u64,
+        rec: &StoredRecord<'_>,
+        e: &Event<'_>,
+        first: bool,
+    ) -> Result<(), String> {
+        self.b.push(leaf, rec, e, first);
+        if self.b.cur_rows == 0 {
+            self.flush_group()?;
+        }
+        Ok(())
+    }
+
+    fn flush_group(&mut self) -> Result<(), String> {
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
+        let batch = self.b.finish_batch();
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let w = self.w.as_mut().expect("open until finished");
         w.write(&batch).map_err(|e| err(&e))?;
+        w.flush().map_err(|e| err(&e))
+    }
+
+    /// Writes the last row group and the footer, syncs, and renames the file into place;
+    /// returns the per-row-group term sets.
+    pub fn finish(mut self) -> Result<Vec<RowGroupTerms>, String> {
+        self.b.close_group();
+        self.flush_group()?;
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
+        let w = self.w.take().expect("open until finished");
         let file = w.into_inner().map_err(|e| err(&e))?;
         file.sync_all().map_err(|e| err(&e))?;
         drop(file);
-        fs::rename(&tmp, path).map_err(|e| err(&e))?;
-        if let Some(dir) = path.parent() {
+        fs::rename(&self.tmp, &self.path).map_err(|e| err(&e))?;
+        if let Some(dir) = self.path.parent() {
             crate::wal::sync_dir(dir).map_err(|e| err(&e))?;
         }
-        Ok(terms)
+        Ok(std::mem::take(&mut self.b.groups_terms))
+    }
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        // An unfinished segment leaves no temporary file behind.
+        if self.tmp.exists() && !self.path.exists() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 
@@ -406,6 +489,110 @@ pub fn read(
         f(batch.map_err(|e| err(&e))?)?;
     }
     Ok(())
+}
+
+/// Columns that [`Reader`] returns as dictionary arrays (`Dictionary(Int32, Utf8)`): few
+/// distinct values, so a filter is decided once per distinct value rather than once per row.
+pub const DICTIONARY_COLUMNS: &[&str] = &[
+    "cluster",
+    "stage",
+    "level",
+    "verb",
+    "user",
+    "impersonated_user",
+    "source_ip",
+    "user_agent",
+    "namespace",
+    "api_group",
+    "api_version",
+    "resource",
+    "subresource",
+    "decision",
+    "reason",
+];
+
+/// The schema [`Reader`] returns: [`schema`] with [`DICTIONARY_COLUMNS`] as dictionaries.
+pub fn reader_schema() -> SchemaRef {
+    let fields: Vec<Field> = schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if DICTIONARY_COLUMNS.contains(&f.name().as_str()) {
+                Field::new(
+                    f.name(),
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    f.is_nullable(),
+                )
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// An open segment for queries: the footer and page offsets are read once; then row groups
+/// are read column by column, optionally only the selected rows (pages holding none of them
+/// are not decoded).
+pub struct Reader {
+    file: File,
+    meta: ArrowReaderMetadata,
+    path: PathBuf,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader, String> {
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let file = File::open(path).map_err(|e| err(&e))?;
+        let opts = ArrowReaderOptions::new()
+            .with_schema(reader_schema())
+            .with_offset_index_policy(PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load(&file, opts).map_err(|e| err(&e))?;
+        Ok(Reader {
+            file,
+            meta,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The number of row groups.
+    pub fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// Reads `columns` of row group `rg`; with `selection`, only the rows marked true (the
+    /// batch then holds just those, in order).
+    pub fn read(
+        &self,
+        rg: usize,
+        columns: &[&str],
+        selection: Option<&[bool]>,
+    ) -> Result<RecordBatch, String> {
+        let err =
+            |e: &dyn std::fmt::Display| format!("{}: row group {rg}: {e}", self.path.display());
+        let file = self.file.try_clone().map_err(|e| err(&e))?;
+        let b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
+        let mask = ProjectionMask::columns(b.parquet_schema(), columns.iter().copied());
+        let mut b = b
+            .with_projection(mask)
+            .with_row_groups(vec![rg])
+            .with_batch_size(ROW_GROUP);
+        if let Some(sel) = selection {
+            let filter = BooleanArray::from(sel.to_vec());
+            b = b.with_row_selection(RowSelection::from_filters(&[filter]));
+        }
+        let reader = b.build().map_err(|e| err(&e))?;
+        let schema = arrow_array::RecordBatchReader::schema(&reader);
+        let mut batches = Vec::new();
+        for batch in reader {
+            batches.push(batch.map_err(|e| err(&e))?);
+        }
+        match batches.len() {
+            0 => Ok(RecordBatch::new_empty(schema)),
+            1 => Ok(batches.pop().unwrap()),
+            _ => arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| err(&e)),
+        }
+    }
 }
 
 /// The key-value metadata of a segment.

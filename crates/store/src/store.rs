@@ -466,7 +466,8 @@ impl Store {
         let first = self.wal.first;
         let last = self.frontier.size() - 1;
         let wal_path = self.wal.path.clone();
-        let mut b = segment::Builder::new();
+        let path = segment::file_name(&self.layout.segments(), first, last);
+        let mut b = segment::SegmentWriter::create(&path, first, &self.keys.origin)?;
         let mut leaf = first;
         let mut err = None;
         wal::scan(&wal_path, |flags, payload| {
@@ -487,7 +488,10 @@ impl Store {
                     return;
                 }
             };
-            b.push(leaf, &r, &e, flags & wal::FIRST != 0);
+            if let Err(e) = b.push(leaf, &r, &e, flags & wal::FIRST != 0) {
+                err = Some(e);
+                return;
+            }
             leaf += 1;
         })
         .map_err(io_err(&wal_path))?;
@@ -500,9 +504,8 @@ impl Store {
                 wal_path.display()
             ));
         }
-        let path = segment::file_name(&self.layout.segments(), first, last);
-        let rows = b.len() as u64;
-        let groups = b.write(&path, first, &self.keys.origin)?;
+        let rows = b.len();
+        let groups = b.finish()?;
         let data = fs::read(&path).map_err(io_err(&path))?;
         let meta = SegmentMeta {
             file: path.file_name().unwrap().to_string_lossy().into_owned(),

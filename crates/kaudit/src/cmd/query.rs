@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use kaudit_model::MicroTime;
 use kaudit_query::ask::{self, Answer, QUESTIONS};
-use kaudit_query::exec::{Query, Row, run};
+use kaudit_query::exec::{Query, RowRef, Rows, run};
 use kaudit_query::filter::{self, Filter};
 use kaudit_store::now_micros;
 
@@ -119,57 +119,97 @@ fn time_str(t: Option<i64>) -> String {
     .unwrap_or_default()
 }
 
-fn resource(r: &Row) -> String {
-    let mut s = r.resource.clone();
+fn resource(r: &RowRef<'_>) -> String {
     if !r.subresource.is_empty() {
-        s = format!("{s}/{}", r.subresource);
+        return format!("{}/{}", r.resource, r.subresource);
     }
-    if s.is_empty() {
+    if r.resource.is_empty() {
         // A non-resource request: its path.
-        s = r.request_uri.split('?').next().unwrap_or("").to_string();
+        return r.request_uri.split('?').next().unwrap_or("").to_string();
     }
-    s
+    r.resource.to_string()
 }
 
 /// The columns people need: time, user, verb, resource, namespace, name, code, source IP.
-fn cells(r: &Row) -> [String; 8] {
+fn cells(r: &RowRef<'_>) -> [String; 8] {
     [
         time_str(r.time),
-        r.user.clone(),
-        r.verb.clone(),
+        r.user.to_string(),
+        r.verb.to_string(),
         resource(r),
-        r.namespace.clone(),
-        r.name.clone(),
+        r.namespace.to_string(),
+        r.name.to_string(),
         r.code.map(|c| c.to_string()).unwrap_or_default(),
-        r.source_ip.clone(),
+        r.source_ip.to_string(),
     ]
 }
 
 fn csv(s: &str) -> String {
+    let mut b = Vec::new();
+    csv_field(&mut b, s).expect("writing to memory");
+    String::from_utf8(b).expect("UTF-8 in, UTF-8 out")
+}
+
+/// Writes one CSV field (quoted when it must be).
+fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        write!(out, "\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        out.write_all(s.as_bytes())
     }
 }
 
-fn print_rows(mut rows: Vec<Row>, c: &Common) -> Result<ExitCode> {
-    let total = rows.len();
-    if c.limit > 0 && rows.len() > c.limit {
-        rows.drain(..rows.len() - c.limit);
+/// One CSV line, written without building intermediate strings (results can be large).
+fn csv_line(out: &mut impl Write, r: &RowRef<'_>, time: &mut Vec<u8>) -> std::io::Result<()> {
+    time.clear();
+    if let Some(t) = r.time {
+        MicroTime(t).write_to(time);
     }
-    let mut out = std::io::stdout().lock();
+    out.write_all(time)?;
+    for s in [r.cluster, r.user, r.verb] {
+        out.write_all(b",")?;
+        csv_field(out, s)?;
+    }
+    out.write_all(b",")?;
+    if r.subresource.is_empty() && !r.resource.is_empty() {
+        csv_field(out, r.resource)?;
+    } else {
+        csv_field(out, &resource(r))?;
+    }
+    for s in [r.namespace, r.name] {
+        out.write_all(b",")?;
+        csv_field(out, s)?;
+    }
+    out.write_all(b",")?;
+    if let Some(c) = r.code {
+        write!(out, "{c}")?;
+    }
+    for s in [r.source_ip, r.user_agent, r.audit_id, r.stage] {
+        out.write_all(b",")?;
+        csv_field(out, s)?;
+    }
+    out.write_all(b"\n")
+}
+
+fn print_rows(mut rows: Rows, c: &Common) -> Result<ExitCode> {
+    let total = rows.len();
+    if c.limit > 0 {
+        rows.keep_last(c.limit);
+    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match c.format {
         OutFormat::Ndjson => {
-            for r in &rows {
-                writeln!(out, "{}", r.event.as_deref().unwrap_or("{}"))?;
+            for r in rows.iter() {
+                out.write_all(r.event.unwrap_or("{}").as_bytes())?;
+                out.write_all(b"\n")?;
             }
         }
         OutFormat::Json => {
             writeln!(out, "[")?;
+            let n = rows.len();
             for (i, r) in rows.iter().enumerate() {
-                let sep = if i + 1 < rows.len() { "," } else { "" };
-                writeln!(out, "{}{sep}", r.event.as_deref().unwrap_or("{}"))?;
+                let sep = if i + 1 < n { "," } else { "" };
+                writeln!(out, "{}{sep}", r.event.unwrap_or("{}"))?;
             }
             writeln!(out, "]")?;
         }
@@ -178,24 +218,9 @@ fn print_rows(mut rows: Vec<Row>, c: &Common) -> Result<ExitCode> {
                 out,
                 "time,cluster,user,verb,resource,namespace,name,code,source_ip,user_agent,audit_id,stage"
             )?;
-            for r in &rows {
-                let [time, user, verb, res, ns, name, code, ip] = cells(r);
-                let cells = [
-                    time,
-                    r.cluster.clone(),
-                    user,
-                    verb,
-                    res,
-                    ns,
-                    name,
-                    code,
-                    ip,
-                    r.user_agent.clone(),
-                    r.audit_id.clone(),
-                    r.stage.clone(),
-                ];
-                let line: Vec<String> = cells.iter().map(|s| csv(s)).collect();
-                writeln!(out, "{}", line.join(","))?;
+            let mut time = Vec::new();
+            for r in rows.iter() {
+                csv_line(&mut out, &r, &mut time)?;
             }
         }
         OutFormat::Table => {
@@ -209,8 +234,8 @@ fn print_rows(mut rows: Vec<Row>, c: &Common) -> Result<ExitCode> {
                 ">CODE",
                 "SOURCE IP",
             ]);
-            for r in &rows {
-                t.row(cells(r).to_vec());
+            for r in rows.iter() {
+                t.row(cells(&r).to_vec());
             }
             t.write(&mut out)?;
             if total > rows.len() {
@@ -224,6 +249,7 @@ fn print_rows(mut rows: Vec<Row>, c: &Common) -> Result<ExitCode> {
             }
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
