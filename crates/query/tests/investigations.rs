@@ -58,6 +58,8 @@ fn store_of(files: &[PathBuf], dir: &Path, seal: bool) {
         dir,
         Options {
             seal_rows: 3000,
+            // Several row groups per segment, so readers share files across threads.
+            row_group_rows: 500,
             ..Options::default()
         },
     )

@@ -34,7 +34,7 @@ use crate::record::StoredRecord;
 
 /// The version of the segment schema written now.
 pub const SCHEMA_VERSION: u32 = 1;
-/// Rows per Parquet row group (and per term-set entry in the manifest).
+/// Rows per Parquet row group (and per term-set entry in the manifest), by default.
 pub const ROW_GROUP: usize = 65_536;
 /// Term sets larger than this are not kept (the row group cannot be skipped on that column).
 const MAX_TERMS: usize = 64;
@@ -119,6 +119,7 @@ pub struct Builder {
     first: BooleanBuilder,
     event: StringBuilder,
     rows: usize,
+    group_rows: usize,
     groups_terms: Vec<RowGroupTerms>,
     cur_terms: [BTreeSet<String>; 6],
     cur_overflow: [bool; 6],
@@ -175,6 +176,7 @@ impl Builder {
             first: BooleanBuilder::new(),
             event: StringBuilder::new(),
             rows: 0,
+            group_rows: ROW_GROUP,
             groups_terms: Vec::new(),
             cur_terms: Default::default(),
             cur_overflow: [false; 6],
@@ -286,7 +288,7 @@ impl Builder {
             self.cur_max = Some(self.cur_max.map_or(t, |m| m.max(t)));
         }
         self.cur_rows += 1;
-        if self.cur_rows as usize == ROW_GROUP {
+        if self.cur_rows as usize == self.group_rows {
             self.close_group();
         }
     }
@@ -352,10 +354,10 @@ impl Builder {
 
 /// The Parquet writer settings for segments: zstd, row groups aligned with the term sets,
 /// delta encoding for the ordered integer columns, no dictionary for unique strings.
-fn writer_properties(first_leaf: u64, origin: &str) -> WriterProperties {
+fn writer_properties(first_leaf: u64, origin: &str, group_rows: usize) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
-        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .set_max_row_group_row_count(Some(group_rows))
         .set_data_page_row_count_limit(DATA_PAGE_ROWS)
         .set_created_by(format!("kaudit {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(vec![
@@ -387,15 +389,23 @@ pub struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Starts the segment that will be at `path`.
-    pub fn create(path: &Path, first_leaf: u64, origin: &str) -> Result<SegmentWriter, String> {
+    /// Starts the segment that will be at `path`, with row groups of `group_rows` rows.
+    pub fn create(
+        path: &Path,
+        first_leaf: u64,
+        origin: &str,
+        group_rows: usize,
+    ) -> Result<SegmentWriter, String> {
+        let group_rows = group_rows.max(1);
         let tmp = path.with_extension("parquet.tmp");
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
         let file = File::create(&tmp).map_err(|e| err(&e))?;
-        let props = writer_properties(first_leaf, origin);
+        let props = writer_properties(first_leaf, origin, group_rows);
         let w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| err(&e))?;
+        let mut b = Builder::new();
+        b.group_rows = group_rows;
         Ok(SegmentWriter {
-            b: Builder::new(),
+            b,
             w: Some(w),
             tmp,
             path: path.to_path_buf(),
@@ -535,7 +545,6 @@ pub fn reader_schema() -> SchemaRef {
 /// are read column by column, optionally only the selected rows (pages holding none of them
 /// are not decoded).
 pub struct Reader {
-    file: File,
     meta: ArrowReaderMetadata,
     path: PathBuf,
 }
@@ -549,7 +558,6 @@ impl Reader {
             .with_offset_index_policy(PageIndexPolicy::Optional);
         let meta = ArrowReaderMetadata::load(&file, opts).map_err(|e| err(&e))?;
         Ok(Reader {
-            file,
             meta,
             path: path.to_path_buf(),
         })
@@ -570,13 +578,14 @@ impl Reader {
     ) -> Result<RecordBatch, String> {
         let err =
             |e: &dyn std::fmt::Display| format!("{}: row group {rg}: {e}", self.path.display());
-        let file = self.file.try_clone().map_err(|e| err(&e))?;
+        // Its own descriptor: a cloned one would share the seek position with other threads.
+        let file = File::open(&self.path).map_err(|e| err(&e))?;
         let b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
         let mask = ProjectionMask::columns(b.parquet_schema(), columns.iter().copied());
         let mut b = b
             .with_projection(mask)
             .with_row_groups(vec![rg])
-            .with_batch_size(ROW_GROUP);
+            .with_batch_size(self.meta.metadata().row_group(rg).num_rows().max(1) as usize);
         if let Some(sel) = selection {
             let filter = BooleanArray::from(sel.to_vec());
             b = b.with_row_selection(RowSelection::from_filters(&[filter]));

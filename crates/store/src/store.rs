@@ -25,6 +25,9 @@ pub struct Options {
     pub seal_rows: u64,
     /// Sign a checkpoint at most this often while appending (and always on seal and close).
     pub checkpoint_every: Duration,
+    /// Rows per Parquet row group in sealed segments (the unit of skipping and of parallel
+    /// reading).
+    pub row_group_rows: usize,
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
         Options {
             seal_rows: 1_000_000,
             checkpoint_every: Duration::from_secs(1),
+            row_group_rows: segment::ROW_GROUP,
         }
     }
 }
@@ -467,7 +471,12 @@ impl Store {
         let last = self.frontier.size() - 1;
         let wal_path = self.wal.path.clone();
         let path = segment::file_name(&self.layout.segments(), first, last);
-        let mut b = segment::SegmentWriter::create(&path, first, &self.keys.origin)?;
+        let mut b = segment::SegmentWriter::create(
+            &path,
+            first,
+            &self.keys.origin,
+            self.opts.row_group_rows,
+        )?;
         let mut leaf = first;
         let mut err = None;
         wal::scan(&wal_path, |flags, payload| {
