@@ -153,7 +153,9 @@ fn object_filter(arg: &str) -> Result<String, String> {
     }
 }
 
-/// Runs a question. `extra` is a filter ANDed with it (time range, cluster, ...).
+/// Runs a question. `extra` is a filter ANDed with it (time range, cluster, ...); `limit`
+/// keeps only the most recent requests of a request list (all are counted).
+#[allow(clippy::too_many_arguments)]
 pub fn ask(
     dir: &Path,
     q: &Question,
@@ -162,13 +164,13 @@ pub fn ask(
     cluster: Option<String>,
     with_event: bool,
     bucket: Option<i64>,
+    limit: Option<usize>,
     now: i64,
 ) -> Result<(Answer, Scanned), String> {
     if q.arg.is_some() && arg.is_none() {
         return Err(format!("{} needs {}", q.name, q.arg.unwrap()));
     }
-    let mut scanned = Scanned::default();
-    let mut found: Vec<Rows> = Vec::new();
+    let mut filters = Vec::new();
     for f in q.filters {
         let text = match (q.name, arg) {
             ("object", Some(a)) => object_filter(a)?,
@@ -179,27 +181,25 @@ pub fn ask(
         filter.terms.extend(extra.terms.iter().cloned());
         filter.since = extra.since;
         filter.until = extra.until;
-        let query = Query {
-            filter,
-            stages: false,
-            cluster: cluster.clone(),
-            with_event,
-        };
-        if q.kind == Kind::TopUsers && q.filters.len() == 1 && request_invariant(&query.filter) {
-            // Counted from the dictionary of the user column, one row per request.
-            let (counts, s) = count_by(dir, &query, "user")?;
-            scanned.add(&s);
-            return Ok((Answer::Counts(counts), scanned));
-        }
-        let (rows, s) = run(dir, &query)?;
-        scanned.add(&s);
-        found.push(rows);
+        filters.push(filter);
     }
-    let all = if found.len() == 1 {
-        found.pop().unwrap()
-    } else {
-        Rows::union(found)
+    let query = Query {
+        filters,
+        stages: false,
+        cluster,
+        with_event,
+        limit: if q.kind == Kind::Requests {
+            limit
+        } else {
+            None
+        },
     };
+    if q.kind == Kind::TopUsers && query.filters.iter().all(request_invariant) {
+        // Counted from the dictionary of the user column, at each request's first stage.
+        let (counts, s) = count_by(dir, &query, "user")?;
+        return Ok((Answer::Counts(counts), s));
+    }
+    let (all, scanned) = run(dir, &query)?;
     let answer = match q.kind {
         Kind::Requests => Answer::Requests(all),
         Kind::TopUsers => {

@@ -1,20 +1,27 @@
-//! Running a filter over the sealed segments and the WAL tail.
+//! Running filters over the sealed segments and the WAL tail.
 //!
 //! Per segment, row groups whose time range or term sets (from the manifest) cannot match are
-//! not read. The rest are read in two steps: first only the columns the filter needs, with the
-//! low-cardinality ones as dictionaries so each term is decided once per distinct value; then
-//! the output columns of the matching rows only (pages without a match are not decoded). Row
-//! groups are spread over all cores. The WAL tail is decoded into the same columns, so an
-//! event is visible as soon as it is acknowledged. A request counts once, as its latest
-//! stored stage, unless all stages are asked for.
+//! not read. The rest go through three steps, spread over all cores:
+//! 1. **match**: only the columns the filter needs are read, the low-cardinality ones as
+//!    dictionaries, so each term is decided once per distinct value;
+//! 2. **one per request**: for the matching rows only the small key columns are read (time,
+//!    leaf, stage, first, cluster). The stages of one request share its time and cluster, so
+//!    rows with a time of their own are requests of their own; only where several matching
+//!    rows share a time (and the first-stage flags cannot tell them apart) are audit IDs read;
+//! 3. **output**: the display columns are read for the rows kept (with a limit, the most
+//!    recent ones only); pages without one of them are not decoded.
+//!
+//! The WAL tail is decoded into the same columns, so an event is visible as soon as it is
+//! acknowledged.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 
 use arrow_array::{
-    Array, BooleanArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, BooleanArray, Int32Array, ListArray, RecordBatch, StringArray,
+    TimestampMicrosecondArray, UInt32Array, UInt64Array,
 };
 use kaudit_model::Event;
 use kaudit_store::manifest::{Manifest, SegmentMeta};
@@ -31,13 +38,26 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// What to fetch.
 #[derive(Clone, Debug, Default)]
 pub struct Query {
-    pub filter: Filter,
+    /// Rows matching any of these (each a conjunction of terms); none: every row.
+    pub filters: Vec<Filter>,
     /// Every stage event, not one per request.
     pub stages: bool,
     /// Only this cluster.
     pub cluster: Option<String>,
     /// Also fetch the stored event JSON.
     pub with_event: bool,
+    /// Only the most recent this many requests are returned (all are counted).
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    /// A query for one filter.
+    pub fn new(filter: Filter) -> Query {
+        Query {
+            filters: vec![filter],
+            ..Default::default()
+        }
+    }
 }
 
 /// Statistics of a run.
@@ -50,20 +70,10 @@ pub struct Scanned {
     pub rows_read: u64,
     /// Rows that matched (before one-per-request).
     pub rows_matched: u64,
+    /// Matching rows whose audit ID had to be read to tell requests apart.
+    pub ids_read: u64,
     pub wal_rows: u64,
     pub threads: usize,
-}
-
-impl Scanned {
-    pub fn add(&mut self, o: &Scanned) {
-        self.segments += o.segments;
-        self.row_groups_read += o.row_groups_read;
-        self.row_groups_skipped += o.row_groups_skipped;
-        self.rows_read += o.rows_read;
-        self.rows_matched += o.rows_matched;
-        self.wal_rows = o.wal_rows;
-        self.threads = self.threads.max(o.threads);
-    }
 }
 
 fn stage_rank(s: &str) -> u8 {
@@ -87,210 +97,177 @@ pub fn request_invariant(f: &Filter) -> bool {
     })
 }
 
-/// Runs `q` over the data directory at `dir`; rows come in time order.
-pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
-    let mut cols: Vec<&str> = PART_COLUMNS.to_vec();
-    if q.with_event {
-        cols.push("event");
-    }
-    let (parts, st) = scan(dir, q, false, &cols, &|b| Part::of(b, q.with_event))?;
-    let parts: Vec<Part> = parts.into_iter().filter(|p| p.len > 0).collect();
-    let mut order: Vec<(u32, u32)> = Vec::new();
-    if q.stages {
-        for (p, part) in parts.iter().enumerate() {
-            order.extend((0..part.len as u32).map(|r| (p as u32, r)));
+/// Where matching rows come from: a row group of a segment, or the decoded WAL tail.
+enum Source {
+    Group { seg: usize, rg: usize },
+    Wal(RecordBatch),
+}
+
+/// The data directory opened for one query.
+struct Scan {
+    layout: Layout,
+    manifest: Manifest,
+    readers: Vec<std::sync::OnceLock<Result<segment::Reader, String>>>,
+    sources: Vec<Source>,
+    st: Scanned,
+}
+
+impl Scan {
+    fn open(dir: &Path, q: &Query) -> Result<Scan, String> {
+        let layout = Layout {
+            root: dir.to_path_buf(),
+        };
+        if !layout.manifest().exists() {
+            return Err(format!(
+                "{}: not a kaudit data directory (import something first: kaudit import --data {} FILES)",
+                dir.display(),
+                dir.display()
+            ));
         }
-    } else {
-        order = latest_stage(
-            &parts,
-            parts
+        let manifest = Manifest::load(&layout.manifest()).map_err(|e| e.to_string())?;
+        let mut st = Scanned::default();
+        let mut sources = Vec::new();
+        for (seg, s) in manifest.segments.iter().enumerate() {
+            let groups = row_groups(s, q);
+            st.row_groups_skipped += s.row_groups.len() - groups.len();
+            if !groups.is_empty() {
+                st.segments += 1;
+            }
+            st.row_groups_read += groups.len();
+            sources.extend(groups.into_iter().map(|rg| Source::Group { seg, rg }));
+        }
+        // The WAL tail: decoded into the same columns.
+        let mut b = segment::Builder::new();
+        for (first, path) in wal::list(&layout.wal()).map_err(|e| e.to_string())? {
+            if first < manifest.sealed_size {
+                continue;
+            }
+            let mut leaf = first;
+            wal::scan(&path, |flags, payload| {
+                if let Ok(r) = StoredRecord::decode(payload)
+                    && let Ok(e) = serde_json::from_str::<Event<'_>>(r.event)
+                {
+                    b.push(leaf, &r, &e, flags & wal::FIRST != 0);
+                }
+                leaf += 1;
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        if !b.is_empty() {
+            st.wal_rows = b.len() as u64;
+            sources.push(Source::Wal(b.finish_batch()));
+        }
+        Ok(Scan {
+            readers: manifest
+                .segments
                 .iter()
-                .enumerate()
-                .flat_map(|(p, part)| (0..part.len as u32).map(move |r| (p as u32, r))),
-        );
-    }
-    sort(&parts, &mut order);
-    Ok((Rows { parts, order }, st))
-}
-
-/// Counts matching requests by the values of a dictionary-read column (e.g. `user`).
-/// Needs a [`request_invariant`] filter: each request is counted at its first stored stage.
-pub fn count_by(
-    dir: &Path,
-    q: &Query,
-    column: &'static str,
-) -> Result<(Vec<(String, u64)>, Scanned), String> {
-    if !request_invariant(&q.filter) {
-        return Err("count_by needs a filter on request fields only".into());
-    }
-    let (parts, st) = scan(dir, q, true, &[column], &|b| {
-        let c = StrCol::of(b, column)?;
-        let mut m: FastMap<String, u64> = FastMap::default();
-        match &c {
-            StrCol::Dict { keys, values } => {
-                let mut per = vec![0u64; values.len() + 1];
-                for i in 0..keys.len() {
-                    let k = if keys.is_null(i) {
-                        values.len()
-                    } else {
-                        keys.value(i) as usize
-                    };
-                    per[k] += 1;
-                }
-                for (k, n) in per.into_iter().enumerate() {
-                    if n > 0 {
-                        let v = if k == values.len() || values.is_null(k) {
-                            ""
-                        } else {
-                            values.value(k)
-                        };
-                        *m.entry(v.to_string()).or_default() += n;
-                    }
-                }
-            }
-            StrCol::Plain(_) => {
-                for i in 0..b.num_rows() {
-                    *m.entry(c.get(i).to_string()).or_default() += 1;
-                }
-            }
-        }
-        Ok(m)
-    })?;
-    let mut all: FastMap<String, u64> = FastMap::default();
-    for m in parts {
-        for (k, n) in m {
-            *all.entry(k).or_default() += n;
-        }
-    }
-    let mut v: Vec<(String, u64)> = all.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    Ok((v, st))
-}
-
-/// One row per request among `rows`: its latest stage.
-pub(crate) fn latest_stage(
-    parts: &[Part],
-    rows: impl Iterator<Item = (u32, u32)>,
-) -> Vec<(u32, u32)> {
-    let mut at: FastMap<(&str, &str), usize> = FastMap::default();
-    let mut out: Vec<(u32, u32)> = Vec::new();
-    for (p, r) in rows {
-        let part = &parts[p as usize];
-        let id = part.audit_id.get(r as usize);
-        if id.is_empty() {
-            out.push((p, r));
-            continue;
-        }
-        let key = (part.cluster.get(r as usize), id);
-        match at.get(&key) {
-            Some(&i) => {
-                let (bp, br) = out[i];
-                let best = parts[bp as usize].stage.get(br as usize);
-                if stage_rank(part.stage.get(r as usize)) > stage_rank(best) {
-                    out[i] = (p, r);
-                }
-            }
-            None => {
-                at.insert(key, out.len());
-                out.push((p, r));
-            }
-        }
-    }
-    out
-}
-
-/// Orders rows by time, then leaf.
-pub(crate) fn sort(parts: &[Part], order: &mut Vec<(u32, u32)>) {
-    let mut keyed: Vec<(i64, u64, u32, u32)> = order
-        .iter()
-        .map(|&(p, r)| {
-            let part = &parts[p as usize];
-            let t = part.time(r as usize).unwrap_or(i64::MIN);
-            (t, part.leaf(r as usize), p, r)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            layout,
+            manifest,
+            sources,
+            st,
         })
-        .collect();
-    keyed.sort_unstable();
-    order.clear();
-    order.extend(keyed.into_iter().map(|(_, _, p, r)| (p, r)));
+    }
+
+    /// `columns` of source `i`: all rows, or only those listed (ascending).
+    fn read(
+        &self,
+        i: usize,
+        columns: &[&str],
+        rows: Option<&[u32]>,
+    ) -> Result<RecordBatch, String> {
+        match &self.sources[i] {
+            Source::Group { seg, rg } => {
+                let r = self.readers[*seg]
+                    .get_or_init(|| {
+                        segment::Reader::open(
+                            &self
+                                .layout
+                                .segments()
+                                .join(&self.manifest.segments[*seg].file),
+                        )
+                    })
+                    .as_ref()
+                    .map_err(Clone::clone)?;
+                let n = self.manifest.segments[*seg].row_groups[*rg].rows as usize;
+                match rows {
+                    Some(rows) if rows.len() < n => {
+                        let mut sel = vec![false; n];
+                        for &r in rows {
+                            sel[r as usize] = true;
+                        }
+                        r.read(*rg, columns, Some(&sel))
+                    }
+                    _ => r.read(*rg, columns, None),
+                }
+            }
+            Source::Wal(b) => {
+                let idx: Vec<usize> = columns
+                    .iter()
+                    .filter_map(|c| b.schema().index_of(c).ok())
+                    .collect();
+                let b = b.project(&idx).map_err(|e| e.to_string())?;
+                match rows {
+                    Some(rows) => {
+                        let take = UInt32Array::from(rows.to_vec());
+                        let cols = b
+                            .columns()
+                            .iter()
+                            .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| e.to_string())?;
+                        RecordBatch::try_new(b.schema(), cols).map_err(|e| e.to_string())
+                    }
+                    None => Ok(b),
+                }
+            }
+        }
+    }
+
+    fn rows(&self, i: usize) -> usize {
+        match &self.sources[i] {
+            Source::Group { seg, rg } => self.manifest.segments[*seg].row_groups[*rg].rows as usize,
+            Source::Wal(b) => b.num_rows(),
+        }
+    }
+
+    /// The indices of the matching rows of source `i`.
+    fn matching(&self, i: usize, q: &Query, first_only: bool) -> Result<Vec<u32>, String> {
+        let cols = filter_columns(q, first_only);
+        if cols.is_empty() {
+            return Ok((0..self.rows(i) as u32).collect());
+        }
+        let b = self.read(i, &cols, None)?;
+        let m = filter_mask(&b, q, first_only)?;
+        Ok(m.iter()
+            .enumerate()
+            .filter(|(_, k)| **k)
+            .map(|(i, _)| i as u32)
+            .collect())
+    }
 }
 
-/// A row group to read: (segment index, row group index).
-type Unit = (usize, usize);
-
-/// Runs the filter over every candidate row group (in parallel) and the WAL tail, calling
-/// `out` with the `columns` of each unit's matching rows; results come in store order.
-/// `first_only` keeps only each request's first stored stage.
-fn scan<T: Send>(
-    dir: &Path,
-    q: &Query,
-    first_only: bool,
-    columns: &[&str],
-    out: &(dyn Fn(&RecordBatch) -> Result<T, String> + Sync),
-) -> Result<(Vec<T>, Scanned), String> {
-    let layout = Layout {
-        root: dir.to_path_buf(),
-    };
-    if !layout.manifest().exists() {
-        return Err(format!(
-            "{}: not a kaudit data directory (import something first: kaudit import --data {} FILES)",
-            dir.display(),
-            dir.display()
-        ));
-    }
-    let manifest = Manifest::load(&layout.manifest()).map_err(|e| e.to_string())?;
-    let mut st = Scanned::default();
-    let mut units: Vec<Unit> = Vec::new();
-    for (si, s) in manifest.segments.iter().enumerate() {
-        let groups = row_groups(s, q);
-        st.row_groups_skipped += s.row_groups.len() - groups.len();
-        if !groups.is_empty() {
-            st.segments += 1;
-        }
-        units.extend(groups.into_iter().map(|g| (si, g)));
-    }
-    st.row_groups_read = units.len();
-    let filter_cols = filter_columns(q, first_only);
-    let readers: Vec<OnceLock<Result<segment::Reader, String>>> =
-        manifest.segments.iter().map(|_| OnceLock::new()).collect();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, u64, u64, Option<T>)>> = Mutex::new(Vec::new());
-    let failed: Mutex<Option<String>> = Mutex::new(None);
+/// Runs `f` over `0..n` on all cores; results in index order.
+fn parallel<T: Send>(
+    n: usize,
+    f: &(dyn Fn(usize) -> Result<T, String> + Sync),
+) -> Result<(Vec<T>, usize), String> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(units.len())
+        .min(n)
         .max(1);
-    st.threads = threads;
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(n));
+    let failed: Mutex<Option<String>> = Mutex::new(None);
     let work = || {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= units.len() || failed.lock().unwrap().is_some() {
+            if i >= n || failed.lock().unwrap().is_some() {
                 return;
             }
-            let (si, rg) = units[i];
-            let r = readers[si].get_or_init(|| {
-                segment::Reader::open(&layout.segments().join(&manifest.segments[si].file))
-            });
-            let res = r.as_ref().map_err(Clone::clone).and_then(|r| {
-                let mask = if filter_cols.is_empty() {
-                    None
-                } else {
-                    let b = r.read(rg, &filter_cols, None)?;
-                    Some((b.num_rows() as u64, filter_mask(&b, q, first_only)?))
-                };
-                let (read, sel) = match &mask {
-                    Some((n, m)) => (*n, Some(m.as_slice())),
-                    None => (manifest.segments[si].row_groups[rg].rows, None),
-                };
-                let matched = sel.map_or(read, |m| m.iter().filter(|&&x| x).count() as u64);
-                if matched == 0 {
-                    return Ok((read, 0, None));
-                }
-                let sel = sel.filter(|_| matched < read);
-                let b = r.read(rg, columns, sel)?;
-                Ok((read, matched, Some(out(&b)?)))
-            });
-            match res {
-                Ok((read, matched, v)) => results.lock().unwrap().push((i, read, matched, v)),
+            match f(i) {
+                Ok(v) => out.lock().unwrap().push((i, v)),
                 Err(e) => {
                     failed.lock().unwrap().get_or_insert(e);
                     return;
@@ -307,48 +284,301 @@ fn scan<T: Send>(
     if let Some(e) = failed.into_inner().unwrap() {
         return Err(e);
     }
-    let mut results = results.into_inner().unwrap();
-    results.sort_unstable_by_key(|r| r.0);
-    let mut outs = Vec::with_capacity(results.len() + 1);
-    for (_, read, matched, v) in results {
-        st.rows_read += read;
-        st.rows_matched += matched;
-        outs.extend(v);
-    }
-    // The WAL tail: decoded into the same columns.
-    let mut b = segment::Builder::new();
-    for (first, path) in wal::list(&layout.wal()).map_err(|e| e.to_string())? {
-        if first < manifest.sealed_size {
-            continue;
-        }
-        let mut leaf = first;
-        wal::scan(&path, |flags, payload| {
-            if let Ok(r) = StoredRecord::decode(payload)
-                && let Ok(e) = serde_json::from_str::<Event<'_>>(r.event)
-            {
-                b.push(leaf, &r, &e, flags & wal::FIRST != 0);
-            }
-            leaf += 1;
-        })
-        .map_err(|e| e.to_string())?;
-    }
-    if !b.is_empty() {
-        st.wal_rows = b.len() as u64;
-        st.rows_read += st.wal_rows;
-        let batch = b.finish_batch();
-        let m = filter_mask(&batch, q, first_only)?;
-        let matched = m.iter().filter(|&&x| x).count();
-        if matched > 0 {
-            st.rows_matched += matched as u64;
-            let batch = arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(m))
-                .map_err(|e| e.to_string())?;
-            outs.push(out(&batch)?);
-        }
-    }
-    Ok((outs, st))
+    let mut v = out.into_inner().unwrap();
+    v.sort_unstable_by_key(|x| x.0);
+    Ok((v.into_iter().map(|x| x.1).collect(), threads))
 }
 
-/// The columns the filter reads.
+/// A matching row, with what is needed to keep one row per request and to order them.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    time: i64,
+    cluster: u32,
+    leaf: u64,
+    src: u32,
+    row: u32,
+    rank: u8,
+    first: bool,
+    no_time: bool,
+}
+
+const KEY_COLUMNS: &[&str] = &["time", "leaf", "first", "stage", "cluster"];
+
+/// Runs `q` over the data directory at `dir`; rows come in time order.
+pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
+    let scan = Scan::open(dir, q)?;
+    let mut st = scan.st;
+    let clusters: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // 1 and 2: the matching rows and their keys.
+    let (per_src, threads) = parallel(scan.sources.len(), &|i| {
+        let rows = scan.matching(i, q, false)?;
+        if rows.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let b = scan.read(i, KEY_COLUMNS, Some(&rows))?;
+        let time = col::<TimestampMicrosecondArray>(&b, "time")?;
+        let leaf = col::<UInt64Array>(&b, "leaf")?;
+        let first = col::<BooleanArray>(&b, "first")?;
+        let stage = StrCol::of(&b, "stage")?;
+        let cluster = StrCol::of(&b, "cluster")?;
+        let mut ids: FastMap<&str, u32> = FastMap::default();
+        let mut hits = Vec::with_capacity(rows.len());
+        for (j, &row) in rows.iter().enumerate() {
+            let c = cluster.get(j);
+            let cid = match ids.get(c) {
+                Some(&id) => id,
+                None => {
+                    let mut all = clusters.lock().unwrap();
+                    let id = match all.iter().position(|x| x == c) {
+                        Some(p) => p,
+                        None => {
+                            all.push(c.to_string());
+                            all.len() - 1
+                        }
+                    } as u32;
+                    ids.insert(c, id);
+                    id
+                }
+            };
+            hits.push(Hit {
+                time: if time.is_null(j) {
+                    i64::MIN
+                } else {
+                    time.value(j)
+                },
+                no_time: time.is_null(j),
+                cluster: cid,
+                leaf: leaf.value(j),
+                src: i as u32,
+                row,
+                rank: stage_rank(stage.get(j)),
+                first: first.value(j),
+            });
+        }
+        Ok((scan.rows(i) as u64, hits))
+    })?;
+    st.threads = threads;
+    let mut hits: Vec<Hit> = Vec::new();
+    for (read, h) in per_src {
+        st.rows_read += read;
+        hits.extend(h);
+    }
+    st.rows_matched = hits.len() as u64;
+    let mut kept = if q.stages {
+        hits
+    } else {
+        one_per_request(&scan, q, hits, &mut st)?
+    };
+    kept.sort_unstable_by_key(|h| (h.time, h.leaf));
+    let total = kept.len();
+    if let Some(n) = q.limit
+        && kept.len() > n
+    {
+        kept.drain(..kept.len() - n);
+    }
+    // 3: the output columns of the rows kept.
+    let mut by_src: Vec<Vec<u32>> = vec![Vec::new(); scan.sources.len()];
+    for h in &kept {
+        by_src[h.src as usize].push(h.row);
+    }
+    let wanted: Vec<usize> = (0..by_src.len())
+        .filter(|&i| !by_src[i].is_empty())
+        .collect();
+    for i in &wanted {
+        by_src[*i].sort_unstable();
+    }
+    let mut cols: Vec<&str> = PART_COLUMNS.to_vec();
+    if q.with_event {
+        cols.push("event");
+    }
+    let (parts, _) = parallel(wanted.len(), &|k| {
+        let i = wanted[k];
+        let b = scan.read(i, &cols, Some(&by_src[i]))?;
+        Part::of(&b, q.with_event)
+    })?;
+    // Where each (source, row) landed: part k, position in by_src.
+    let mut part_of = vec![u32::MAX; scan.sources.len()];
+    for (k, &i) in wanted.iter().enumerate() {
+        part_of[i] = k as u32;
+    }
+    let order = kept
+        .iter()
+        .map(|h| {
+            let rows = &by_src[h.src as usize];
+            let pos = rows.binary_search(&h.row).expect("kept rows were fetched");
+            (part_of[h.src as usize], pos as u32)
+        })
+        .collect();
+    Ok((
+        Rows {
+            parts,
+            order,
+            total,
+        },
+        st,
+    ))
+}
+
+/// Keeps one row per request: its latest stage (the first stored on a tie).
+fn one_per_request(
+    scan: &Scan,
+    q: &Query,
+    mut hits: Vec<Hit>,
+    st: &mut Scanned,
+) -> Result<Vec<Hit>, String> {
+    let invariant = q.filters.iter().all(request_invariant);
+    hits.sort_unstable_by_key(|h| (h.no_time, h.time, h.cluster, h.leaf));
+    let better = |a: &Hit, b: &Hit| a.rank > b.rank;
+    let mut kept = Vec::with_capacity(hits.len());
+    // Rows that need their audit ID to be told apart: (index into hits).
+    let mut unsure: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < hits.len() {
+        let h = hits[i];
+        let mut j = i + 1;
+        while j < hits.len() && !h.no_time && hits[j].time == h.time && hits[j].cluster == h.cluster
+        {
+            j += 1;
+        }
+        let run = &hits[i..j];
+        let firsts = run.iter().filter(|x| x.first).count();
+        if run.len() == 1 && !h.no_time {
+            kept.push(h);
+        } else if invariant && firsts == 1 && !h.no_time {
+            // Every request in the run has its first stage in it: one request.
+            let mut best = run[0];
+            for x in &run[1..] {
+                if better(x, &best) {
+                    best = *x;
+                }
+            }
+            kept.push(best);
+        } else {
+            unsure.extend(i..j);
+        }
+        i = j;
+    }
+    if unsure.is_empty() {
+        return Ok(kept);
+    }
+    st.ids_read = unsure.len() as u64;
+    // Read the audit IDs of the unsure rows, source by source.
+    let mut by_src: FastMap<u32, Vec<u32>> = FastMap::default();
+    for &k in &unsure {
+        by_src.entry(hits[k].src).or_default().push(hits[k].row);
+    }
+    let srcs: Vec<(u32, Vec<u32>)> = by_src
+        .into_iter()
+        .map(|(s, mut r)| {
+            r.sort_unstable();
+            r.dedup();
+            (s, r)
+        })
+        .collect();
+    let (ids, _) = parallel(srcs.len(), &|k| {
+        let (s, rows) = &srcs[k];
+        let b = scan.read(*s as usize, &["audit_id"], Some(rows))?;
+        let a = StrCol::of(&b, "audit_id")?;
+        Ok((0..rows.len())
+            .map(|j| a.get(j).to_string())
+            .collect::<Vec<String>>())
+    })?;
+    let mut id_of: FastMap<(u32, u32), &str> = FastMap::default();
+    for ((s, rows), ids) in srcs.iter().zip(&ids) {
+        for (r, id) in rows.iter().zip(ids) {
+            id_of.insert((*s, *r), id.as_str());
+        }
+    }
+    let mut best: FastMap<(u32, &str), usize> = FastMap::default();
+    let mut extra: Vec<Hit> = Vec::new();
+    for &k in &unsure {
+        let h = hits[k];
+        let id = id_of[&(h.src, h.row)];
+        if id.is_empty() {
+            extra.push(h);
+            continue;
+        }
+        match best.get(&(h.cluster, id)) {
+            Some(&at) => {
+                if better(&h, &extra[at]) {
+                    extra[at] = h;
+                }
+            }
+            None => {
+                best.insert((h.cluster, id), extra.len());
+                extra.push(h);
+            }
+        }
+    }
+    kept.extend(extra);
+    Ok(kept)
+}
+
+/// Counts matching requests by the values of a dictionary-read column (e.g. `user`).
+/// Needs [`request_invariant`] filters: each request is counted at its first stored stage.
+pub fn count_by(
+    dir: &Path,
+    q: &Query,
+    column: &'static str,
+) -> Result<(Vec<(String, u64)>, Scanned), String> {
+    if !q.filters.iter().all(request_invariant) {
+        return Err("count_by needs filters on request fields only".into());
+    }
+    let scan = Scan::open(dir, q)?;
+    let mut st = scan.st;
+    let (parts, threads) = parallel(scan.sources.len(), &|i| {
+        let rows = scan.matching(i, q, true)?;
+        let mut m: FastMap<String, u64> = FastMap::default();
+        if rows.is_empty() {
+            return Ok((scan.rows(i) as u64, rows.len() as u64, m));
+        }
+        let b = scan.read(i, &[column], Some(&rows))?;
+        let c = StrCol::of(&b, column)?;
+        match &c {
+            StrCol::Dict { keys, values } => {
+                let mut per = vec![0u64; values.len() + 1];
+                for j in 0..keys.len() {
+                    let k = if keys.is_null(j) {
+                        values.len()
+                    } else {
+                        keys.value(j) as usize
+                    };
+                    per[k] += 1;
+                }
+                for (k, n) in per.into_iter().enumerate() {
+                    if n > 0 {
+                        let v = if k == values.len() || values.is_null(k) {
+                            ""
+                        } else {
+                            values.value(k)
+                        };
+                        *m.entry(v.to_string()).or_default() += n;
+                    }
+                }
+            }
+            StrCol::Plain(_) => {
+                for j in 0..b.num_rows() {
+                    *m.entry(c.get(j).to_string()).or_default() += 1;
+                }
+            }
+        }
+        Ok((scan.rows(i) as u64, rows.len() as u64, m))
+    })?;
+    st.threads = threads;
+    let mut all: FastMap<String, u64> = FastMap::default();
+    for (read, matched, m) in parts {
+        st.rows_read += read;
+        st.rows_matched += matched;
+        for (k, n) in m {
+            *all.entry(k).or_default() += n;
+        }
+    }
+    let mut v: Vec<(String, u64)> = all.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok((v, st))
+}
+
+/// The columns the filters read.
 fn filter_columns(q: &Query, first_only: bool) -> Vec<&'static str> {
     let mut cols: Vec<&'static str> = Vec::new();
     let mut add = |c: &'static str| {
@@ -356,19 +586,21 @@ fn filter_columns(q: &Query, first_only: bool) -> Vec<&'static str> {
             cols.push(c);
         }
     };
-    if q.filter.since.is_some() || q.filter.until.is_some() {
-        add("time");
-    }
     if q.cluster.is_some() {
         add("cluster");
     }
     if first_only {
         add("first");
     }
-    for t in &q.filter.terms {
-        add(t.field.column());
-        if t.field == Field::Resource {
-            add("subresource");
+    for f in &q.filters {
+        if f.since.is_some() || f.until.is_some() {
+            add("time");
+        }
+        for t in &f.terms {
+            add(t.field.column());
+            if t.field == Field::Resource {
+                add("subresource");
+            }
         }
     }
     cols
@@ -378,15 +610,6 @@ fn filter_columns(q: &Query, first_only: bool) -> Vec<&'static str> {
 fn filter_mask(b: &RecordBatch, q: &Query, first_only: bool) -> Result<Vec<bool>, String> {
     let n = b.num_rows();
     let mut m = vec![true; n];
-    let f = &q.filter;
-    if f.since.is_some() || f.until.is_some() {
-        let t = col::<TimestampMicrosecondArray>(b, "time")?;
-        let (lo, hi) = (f.since.unwrap_or(i64::MIN), f.until.unwrap_or(i64::MAX));
-        for (i, keep) in m.iter_mut().enumerate() {
-            *keep = !t.is_null(i) && (lo..hi).contains(&t.value(i));
-        }
-        // An unbounded side still needs a time: rows without one never match a range.
-    }
     if let Some(c) = &q.cluster {
         keep_str(&StrCol::of(b, "cluster")?, &mut m, |s| s == c);
     }
@@ -396,10 +619,103 @@ fn filter_mask(b: &RecordBatch, q: &Query, first_only: bool) -> Result<Vec<bool>
             *keep &= first.value(i);
         }
     }
-    for t in &f.terms {
-        apply_term(b, t, &mut m)?;
+    match q.filters.as_slice() {
+        [] => {}
+        [f] => filter_terms(b, f, &mut m)?,
+        fs => {
+            let mut any = vec![false; n];
+            for f in fs {
+                let mut one = m.clone();
+                filter_terms(b, f, &mut one)?;
+                for (a, o) in any.iter_mut().zip(one) {
+                    *a |= o;
+                }
+            }
+            m = any;
+        }
     }
     Ok(m)
+}
+
+/// Narrows `m` to the rows matching one filter.
+fn filter_terms(b: &RecordBatch, f: &Filter, m: &mut [bool]) -> Result<(), String> {
+    if f.since.is_some() || f.until.is_some() {
+        let t = col::<TimestampMicrosecondArray>(b, "time")?;
+        let (lo, hi) = (f.since.unwrap_or(i64::MIN), f.until.unwrap_or(i64::MAX));
+        // Rows without a time never match a time range.
+        for (i, keep) in m.iter_mut().enumerate() {
+            *keep &= !t.is_null(i) && (lo..hi).contains(&t.value(i));
+        }
+    }
+    for t in &f.terms {
+        apply_term(b, t, m)?;
+    }
+    Ok(())
+}
+
+/// Row groups that may hold matches, by time range and term sets.
+fn row_groups(s: &SegmentMeta, q: &Query) -> Vec<usize> {
+    (0..s.row_groups.len())
+        .filter(|&i| {
+            let g = &s.row_groups[i];
+            if let Some(c) = &q.cluster
+                && let Some(set) = g.terms.get("cluster")
+                && !set.contains(c)
+            {
+                return false;
+            }
+            q.filters.is_empty() || q.filters.iter().any(|f| group_may_match(g, f))
+        })
+        .collect()
+}
+
+fn group_may_match(g: &segment::RowGroupTerms, f: &Filter) -> bool {
+    if let (Some(since), Some(max)) = (f.since, g.max_time)
+        && max < since
+    {
+        return false;
+    }
+    if let (Some(until), Some(min)) = (f.until, g.min_time)
+        && min >= until
+    {
+        return false;
+    }
+    for t in &f.terms {
+        if t.negated {
+            continue;
+        }
+        let col = match t.field {
+            Field::Verb => "verb",
+            Field::Resource => "resource",
+            Field::Namespace => "namespace",
+            Field::User => "user",
+            Field::Cluster => "cluster",
+            Field::Stage => "stage",
+            _ => continue,
+        };
+        let Some(set) = g.terms.get(col) else {
+            continue;
+        };
+        let Matcher::Any(vals) = &t.matcher else {
+            continue;
+        };
+        let possible = vals.iter().any(|v| match v {
+            Value::Exact(x) => {
+                let x = if t.field == Field::Resource {
+                    x.split('/').next().unwrap_or("")
+                } else {
+                    x
+                };
+                set.iter().any(|s| s == x)
+            }
+            Value::Glob(r) => set.iter().any(|s| r.is_match(s)),
+            Value::Cidr(..) => true,
+        });
+        if !possible {
+            return false;
+        }
+    }
+    true
 }
 
 /// Keeps the rows whose value passes `pred` (decided once per distinct value of a dictionary).
@@ -541,68 +857,6 @@ fn apply_term(b: &RecordBatch, t: &Term, m: &mut [bool]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Row groups that may hold matches, by time range and term sets.
-fn row_groups(s: &SegmentMeta, q: &Query) -> Vec<usize> {
-    let f = &q.filter;
-    (0..s.row_groups.len())
-        .filter(|&i| {
-            let g = &s.row_groups[i];
-            if let (Some(since), Some(max)) = (f.since, g.max_time)
-                && max < since
-            {
-                return false;
-            }
-            if let (Some(until), Some(min)) = (f.until, g.min_time)
-                && min >= until
-            {
-                return false;
-            }
-            if let Some(c) = &q.cluster
-                && let Some(set) = g.terms.get("cluster")
-                && !set.contains(c)
-            {
-                return false;
-            }
-            for t in &f.terms {
-                if t.negated {
-                    continue;
-                }
-                let col = match t.field {
-                    Field::Verb => "verb",
-                    Field::Resource => "resource",
-                    Field::Namespace => "namespace",
-                    Field::User => "user",
-                    Field::Cluster => "cluster",
-                    Field::Stage => "stage",
-                    _ => continue,
-                };
-                let Some(set) = g.terms.get(col) else {
-                    continue;
-                };
-                let Matcher::Any(vals) = &t.matcher else {
-                    continue;
-                };
-                let possible = vals.iter().any(|v| match v {
-                    Value::Exact(x) => {
-                        let x = if t.field == Field::Resource {
-                            x.split('/').next().unwrap_or("")
-                        } else {
-                            x
-                        };
-                        set.iter().any(|s| s == x)
-                    }
-                    Value::Glob(r) => set.iter().any(|s| r.is_match(s)),
-                    Value::Cidr(..) => true,
-                });
-                if !possible {
-                    return false;
-                }
-            }
-            true
-        })
-        .collect()
 }
 
 /// `resource=pods` matches the resource; `resource=pods/exec` the resource and subresource.

@@ -82,7 +82,6 @@ pub(crate) struct Part {
     request_uri: StrCol,
     first: BooleanArray,
     event: Option<StrCol>,
-    pub(crate) len: usize,
 }
 
 /// The columns a [`Part`] reads.
@@ -126,22 +125,16 @@ impl Part {
             request_uri: s("request_uri")?,
             first: col::<BooleanArray>(b, "first")?.clone(),
             event: if with_event { Some(s("event")?) } else { None },
-            len: b.num_rows(),
         })
     }
 
     #[inline]
-    pub(crate) fn time(&self, i: usize) -> Option<i64> {
+    fn time(&self, i: usize) -> Option<i64> {
         if self.time.is_null(i) {
             None
         } else {
             Some(self.time.value(i))
         }
-    }
-
-    #[inline]
-    pub(crate) fn leaf(&self, i: usize) -> u64 {
-        self.leaf.value(i)
     }
 
     fn row(&self, i: usize) -> RowRef<'_> {
@@ -248,6 +241,8 @@ pub struct Rows {
     pub(crate) parts: Vec<Part>,
     /// (part, row) in output order.
     pub(crate) order: Vec<(u32, u32)>,
+    /// How many requests (or events, with all stages) matched, before any limit.
+    pub(crate) total: usize,
 }
 
 impl Rows {
@@ -257,6 +252,11 @@ impl Rows {
 
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+
+    /// How many matched in all (the rows here may be only the most recent of them).
+    pub fn total(&self) -> usize {
+        self.total
     }
 
     /// The `i`th row.
@@ -272,39 +272,9 @@ impl Rows {
             .map(|&(p, r)| self.parts[p as usize].row(r as usize))
     }
 
-    /// Keeps only the last `n` rows (the most recent).
-    pub fn keep_last(&mut self, n: usize) {
-        if self.order.len() > n {
-            self.order.drain(..self.order.len() - n);
-        }
-    }
-
     /// Owned copies of all rows.
     pub fn to_vec(&self) -> Vec<Row> {
         self.iter().map(|r| r.to_row()).collect()
-    }
-}
-
-impl Rows {
-    /// The union of several results, in order: a request found by more than one counts once
-    /// (where it is first found).
-    pub(crate) fn union(all: Vec<Rows>) -> Rows {
-        let mut out = Rows::default();
-        for r in all {
-            let base = out.parts.len() as u32;
-            out.order
-                .extend(r.order.into_iter().map(|(p, i)| (p + base, i)));
-            out.parts.extend(r.parts);
-        }
-        crate::exec::sort(&out.parts, &mut out.order);
-        let mut seen = std::collections::HashSet::new();
-        let parts = &out.parts;
-        out.order.retain(|&(p, i)| {
-            let part = &parts[p as usize];
-            let id = part.audit_id.get(i as usize);
-            id.is_empty() || seen.insert((part.cluster.get(i as usize), id))
-        });
-        out
     }
 }
 

@@ -10,7 +10,9 @@ use kaudit_gen::{Config, Format, generate};
 use kaudit_model::MicroTime;
 use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
 use kaudit_query::ask::{self, Answer};
+use kaudit_query::exec::{Query, run};
 use kaudit_query::filter::Filter;
+use kaudit_query::filter::parse;
 use kaudit_store::{Options, Store};
 
 fn questions() -> Vec<(String, Option<String>, String)> {
@@ -87,12 +89,37 @@ fn check(files: &[PathBuf], dir: &Path) -> usize {
             None,
             false,
             None,
+            None,
             0,
         )
         .unwrap();
         let Answer::Requests(rows) = answer else {
             panic!("{name}: not a request list")
         };
+        assert_eq!(rows.total(), rows.len(), "{name}: total without a limit");
+        // With a limit: the most recent requests of the same answer, and the same total.
+        let (limited, _) = ask::ask(
+            dir,
+            q,
+            arg.as_deref(),
+            &Filter::default(),
+            None,
+            false,
+            None,
+            Some(7),
+            0,
+        )
+        .unwrap();
+        let Answer::Requests(limited) = limited else {
+            panic!()
+        };
+        assert_eq!(limited.total(), rows.len(), "{name}: total with a limit");
+        let tail: Vec<_> = rows.iter().skip(rows.len().saturating_sub(7)).collect();
+        let got_tail: Vec<_> = limited.iter().collect();
+        assert_eq!(
+            got_tail, tail,
+            "{name}: the limited answer is not the most recent"
+        );
         let got: BTreeSet<String> = rows.iter().map(|r| r.audit_id.to_string()).collect();
         assert_eq!(got.len(), rows.len(), "{name}: a request listed twice");
         let want = jq(files, &select);
@@ -141,6 +168,29 @@ fn investigations_match_jq_on_generated_traffic() {
         "only {n} questions had answers: the traffic lacks activities"
     );
 
+    // Filters on what differs between stages (code, stage): requests whose several stages
+    // match are told apart by audit ID, and each counts once, as jq's unique auditIDs.
+    for (filter, select) in [
+        ("code>=200", "select(.responseStatus.code >= 200)"),
+        (
+            "stage=ResponseStarted,ResponseComplete verb=watch,create",
+            "select((.stage == \"ResponseStarted\" or .stage == \"ResponseComplete\") and (.verb == \"watch\" or .verb == \"create\"))",
+        ),
+        ("", "."),
+    ] {
+        let q = Query::new(parse(filter, 0).unwrap());
+        let (rows, st) = run(&dir, &q).unwrap();
+        let got: BTreeSet<String> = rows.iter().map(|r| r.audit_id.to_string()).collect();
+        assert_eq!(got.len(), rows.len(), "{filter}: a request listed twice");
+        assert_eq!(got, jq(&files, select), "{filter}");
+        if filter.starts_with("code") {
+            assert!(
+                st.ids_read > 0,
+                "{filter}: the audit-ID path was not exercised"
+            );
+        }
+    }
+
     // Top users counts each request once, as jq does.
     let (answer, _) = ask::ask(
         &dir,
@@ -149,6 +199,7 @@ fn investigations_match_jq_on_generated_traffic() {
         &Filter::default(),
         None,
         false,
+        None,
         None,
         0,
     )

@@ -33,6 +33,7 @@ fn duckdb_reads_the_segments() {
         Options {
             seal_rows: 1000,
             checkpoint_every: Duration::from_secs(1),
+            row_group_rows: 400,
         },
     )
     .unwrap();

@@ -34,6 +34,8 @@ fn opts() -> Options {
     Options {
         seal_rows: 1000,
         checkpoint_every: Duration::ZERO,
+        // Several row groups per segment.
+        row_group_rows: 300,
     }
 }
 

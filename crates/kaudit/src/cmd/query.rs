@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use kaudit_model::MicroTime;
 use kaudit_query::ask::{self, Answer, QUESTIONS};
-use kaudit_query::exec::{Query, RowRef, Rows, run};
+use kaudit_query::exec::{Query, RowRef, Rows, Scanned, run};
 use kaudit_query::filter::{self, Filter};
 use kaudit_store::now_micros;
 
@@ -90,24 +90,32 @@ pub fn query(a: QueryArgs) -> Result<ExitCode> {
     let f = with_times(f, &a.common, now)?;
     let c = &a.common;
     let q = Query {
-        filter: f,
+        filters: vec![f],
         stages: a.stages,
         cluster: c.cluster.clone(),
         with_event: matches!(c.format, OutFormat::Json | OutFormat::Ndjson),
+        limit: (c.limit > 0).then_some(c.limit),
     };
     let (rows, st) = run(&c.data.data, &q).map_err(|e| anyhow!(e))?;
     if c.stats {
-        eprintln!(
-            "{} matches; read {} rows in {} row groups ({} skipped by time or term sets) and {} WAL rows, in {:.1} ms",
-            rows.len(),
-            st.rows_read,
-            st.row_groups_read,
-            st.row_groups_skipped,
-            st.wal_rows,
-            t.elapsed().as_secs_f64() * 1e3
-        );
+        stats(rows.total(), &st, t);
     }
     print_rows(rows, c)
+}
+
+fn stats(total: usize, st: &Scanned, t: Instant) {
+    eprintln!(
+        "{total} requests from {} matching rows; filtered {} rows in {} row groups ({} skipped by \
+         time or term sets, {} WAL rows) on {} threads; {} audit IDs read; {:.1} ms",
+        st.rows_matched,
+        st.rows_read,
+        st.row_groups_read,
+        st.row_groups_skipped,
+        st.wal_rows,
+        st.threads,
+        st.ids_read,
+        t.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 fn time_str(t: Option<i64>) -> String {
@@ -191,11 +199,8 @@ fn csv_line(out: &mut impl Write, r: &RowRef<'_>, time: &mut Vec<u8>) -> std::io
     out.write_all(b"\n")
 }
 
-fn print_rows(mut rows: Rows, c: &Common) -> Result<ExitCode> {
-    let total = rows.len();
-    if c.limit > 0 {
-        rows.keep_last(c.limit);
-    }
+fn print_rows(rows: Rows, c: &Common) -> Result<ExitCode> {
+    let total = rows.total();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match c.format {
         OutFormat::Ndjson => {
@@ -301,7 +306,8 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     };
     let c = &a.common;
     let with_event = matches!(c.format, OutFormat::Json | OutFormat::Ndjson);
-    let (answer, _) = ask::ask(
+    let t = Instant::now();
+    let (answer, st) = ask::ask(
         &c.data.data,
         q,
         a.arg.as_deref(),
@@ -309,9 +315,18 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
         c.cluster.clone(),
         with_event,
         bucket,
+        (c.limit > 0).then_some(c.limit),
         now,
     )
     .map_err(|e| anyhow!(e))?;
+    if c.stats {
+        let n = match &answer {
+            Answer::Requests(r) => r.total(),
+            Answer::Counts(v) => v.iter().map(|x| x.1 as usize).sum(),
+            Answer::Series { points, .. } => points.iter().map(|p| (p.1 + p.2) as usize).sum(),
+        };
+        stats(n, &st, t);
+    }
     let mut out = std::io::stdout().lock();
     match answer {
         Answer::Requests(rows) => return print_rows(rows, c),
