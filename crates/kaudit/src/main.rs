@@ -33,6 +33,9 @@ enum Command {
     /// Recompute the data directory's Merkle tree from the stored bytes and check every
     /// signed checkpoint. Exit 1 names the first altered, missing, reordered or cut record.
     Verify(cmd::store::VerifyArgs),
+    /// Prove that an event is stored unaltered: its inclusion in a signed checkpoint, as a
+    /// self-contained proof anyone with the public key can check (--check).
+    Prove(cmd::prove::ProveArgs),
     /// The key that signs this store's checkpoints.
     #[command(subcommand)]
     Keys(cmd::store::KeysCommand),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Gen(a) => cmd::generate::run(a),
         Command::Import(a) => cmd::store::import(a),
         Command::Verify(a) => cmd::store::verify(a),
+        Command::Prove(a) => cmd::prove::prove(a),
         Command::Keys(c) => cmd::store::keys(c),
         Command::Retain(a) => cmd::store::retain(a),
         Command::Query(a) => cmd::query::query(a),

@@ -369,6 +369,60 @@ fn import_verify_query_ask() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("unknown field \"usr\""));
 
+    // An inclusion proof for each stage of one request, checked with only the public key.
+    let id = lines[0]
+        .split("\"auditID\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let proof = d.join("proof.jsonl");
+    let o = kaudit(
+        &[
+            "prove",
+            "--data",
+            &data_s,
+            id,
+            "--out",
+            proof.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kaudit(&["keys", "export", "--data", &data_s], None);
+    let key = d.join("kaudit.pub");
+    std::fs::write(&key, &o.stdout).unwrap();
+    let check = |proof: &Path| {
+        kaudit(
+            &[
+                "prove",
+                "--check",
+                proof.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ],
+            None,
+        )
+    };
+    let o = check(&proof);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).starts_with("OK "), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains(" delete "), "{}", text(&o.stdout));
+    // The same proof claiming another event fails.
+    let forged = d.join("forged.jsonl");
+    let p = std::fs::read_to_string(&proof).unwrap();
+    let forged_text = p.replacen("\"verb\":\"delete\"", "\"verb\":\"get\"", 1);
+    assert_ne!(forged_text, p);
+    std::fs::write(&forged, forged_text).unwrap();
+    let o = check(&forged);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).starts_with("FAILED "),
+        "{}",
+        text(&o.stdout)
+    );
+
     // One flipped byte in the sealed segment: exit 1, naming it.
     let seg = std::fs::read_dir(data.join("segments"))
         .unwrap()

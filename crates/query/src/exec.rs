@@ -99,7 +99,12 @@ pub fn request_invariant(f: &Filter) -> bool {
 
 /// Where matching rows come from: a row group of a segment, or the decoded WAL tail.
 enum Source {
-    Group { seg: usize, rg: usize },
+    /// `first_leaf`: rows are consecutive leaves, so a row's leaf is known without reading.
+    Group {
+        seg: usize,
+        rg: usize,
+        first_leaf: u64,
+    },
     Wal(RecordBatch),
 }
 
@@ -134,7 +139,17 @@ impl Scan {
                 st.segments += 1;
             }
             st.row_groups_read += groups.len();
-            sources.extend(groups.into_iter().map(|rg| Source::Group { seg, rg }));
+            let mut starts = Vec::with_capacity(s.row_groups.len());
+            let mut at = s.first_leaf;
+            for g in &s.row_groups {
+                starts.push(at);
+                at += g.rows;
+            }
+            sources.extend(groups.into_iter().map(|rg| Source::Group {
+                seg,
+                rg,
+                first_leaf: starts[rg],
+            }));
         }
         // The WAL tail: decoded into the same columns.
         let mut b = segment::Builder::new();
@@ -178,7 +193,7 @@ impl Scan {
         rows: Option<&[u32]>,
     ) -> Result<RecordBatch, String> {
         match &self.sources[i] {
-            Source::Group { seg, rg } => {
+            Source::Group { seg, rg, .. } => {
                 let r = self.readers[*seg]
                     .get_or_init(|| {
                         segment::Reader::open(
@@ -227,7 +242,9 @@ impl Scan {
 
     fn rows(&self, i: usize) -> usize {
         match &self.sources[i] {
-            Source::Group { seg, rg } => self.manifest.segments[*seg].row_groups[*rg].rows as usize,
+            Source::Group { seg, rg, .. } => {
+                self.manifest.segments[*seg].row_groups[*rg].rows as usize
+            }
             Source::Wal(b) => b.num_rows(),
         }
     }
@@ -302,7 +319,16 @@ struct Hit {
     no_time: bool,
 }
 
-const KEY_COLUMNS: &[&str] = &["time", "leaf", "first", "stage", "cluster"];
+impl Hit {
+    /// Order by (time, cluster, leaf), packed: rows without a time first.
+    fn key(&self) -> u128 {
+        ((self.time as u64 ^ 1 << 63) as u128) << 64
+            | (self.cluster as u128) << 48
+            | (self.leaf & ((1 << 48) - 1)) as u128
+    }
+}
+
+const KEY_COLUMNS: &[&str] = &["time", "first", "stage", "cluster"];
 
 /// Runs `q` over the data directory at `dir`; rows come in time order.
 pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
@@ -315,9 +341,21 @@ pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
         if rows.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let b = scan.read(i, KEY_COLUMNS, Some(&rows))?;
+        let (b, base) = match &scan.sources[i] {
+            Source::Group { first_leaf, .. } => {
+                (scan.read(i, KEY_COLUMNS, Some(&rows))?, Some(*first_leaf))
+            }
+            Source::Wal(_) => {
+                let mut cols = KEY_COLUMNS.to_vec();
+                cols.push("leaf");
+                (scan.read(i, &cols, Some(&rows))?, None)
+            }
+        };
         let time = col::<TimestampMicrosecondArray>(&b, "time")?;
-        let leaf = col::<UInt64Array>(&b, "leaf")?;
+        let leaf = match base {
+            Some(_) => None,
+            None => Some(col::<UInt64Array>(&b, "leaf")?),
+        };
         let first = col::<BooleanArray>(&b, "first")?;
         let stage = StrCol::of(&b, "stage")?;
         let cluster = StrCol::of(&b, "cluster")?;
@@ -348,13 +386,18 @@ pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
                 },
                 no_time: time.is_null(j),
                 cluster: cid,
-                leaf: leaf.value(j),
+                leaf: match (base, leaf) {
+                    (Some(f), _) => f + row as u64,
+                    (_, Some(l)) => l.value(j),
+                    _ => unreachable!("a leaf column or a base"),
+                },
                 src: i as u32,
                 row,
                 rank: stage_rank(stage.get(j)),
                 first: first.value(j),
             });
         }
+        hits.sort_by_key(Hit::key);
         Ok((scan.rows(i) as u64, hits))
     })?;
     st.threads = threads;
@@ -369,7 +412,8 @@ pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
     } else {
         one_per_request(&scan, q, hits, &mut st)?
     };
-    kept.sort_unstable_by_key(|h| (h.time, h.leaf));
+    // Nearly sorted already: a stable sort (run-detecting merge) is close to linear here.
+    kept.sort_by_key(|h| (h.time, h.leaf));
     let total = kept.len();
     if let Some(n) = q.limit
         && kept.len() > n
@@ -427,7 +471,8 @@ fn one_per_request(
     st: &mut Scanned,
 ) -> Result<Vec<Hit>, String> {
     let invariant = q.filters.iter().all(request_invariant);
-    hits.sort_unstable_by_key(|h| (h.no_time, h.time, h.cluster, h.leaf));
+    // Each source's hits are sorted already: the stable sort merges those runs.
+    hits.sort_by_key(Hit::key);
     let better = |a: &Hit, b: &Hit| a.rank > b.rank;
     let mut kept = Vec::with_capacity(hits.len());
     // Rows that need their audit ID to be told apart: (index into hits).
@@ -763,13 +808,25 @@ fn apply_term(b: &RecordBatch, t: &Term, m: &mut [bool]) -> Result<(), String> {
     match t.field {
         Field::Code => {
             let a = col::<Int32Array>(b, "code")?;
+            // `code=401,403` compares numbers; globs and regexes see the decimal text.
+            let numbers: Option<Vec<i64>> = match &t.matcher {
+                Matcher::Any(vals) => vals
+                    .iter()
+                    .map(|v| match v {
+                        Value::Exact(x) => x.parse().ok(),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            };
             for (i, k) in m.iter_mut().enumerate() {
                 if *k {
                     let hit = !a.is_null(i) && {
                         let v = a.value(i) as i64;
-                        match &t.matcher {
-                            Matcher::Cmp(op, n) => cmp(*op, v, *n),
-                            mt => mt.matches_str(&v.to_string()),
+                        match (&t.matcher, &numbers) {
+                            (Matcher::Cmp(op, n), _) => cmp(*op, v, *n),
+                            (_, Some(ns)) => ns.contains(&v),
+                            (mt, None) => mt.matches_str(&v.to_string()),
                         }
                     };
                     *k = keep(hit);

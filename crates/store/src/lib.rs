@@ -16,6 +16,7 @@
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod record;
 pub mod segment;
 mod store;

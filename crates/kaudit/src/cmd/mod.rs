@@ -2,5 +2,6 @@
 
 pub mod generate;
 pub mod policy;
+pub mod prove;
 pub mod query;
 pub mod store;
