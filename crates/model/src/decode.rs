@@ -211,11 +211,10 @@ where
     // Read until the first line is complete (or the input ends), to recognise the shape.
     loop {
         let first = buf.iter().position(|b| !b.is_ascii_whitespace());
-        if let Some(p) = first {
-            if memchr::memchr(b'\n', &buf[p..]).is_some() {
+        if let Some(p) = first
+            && memchr::memchr(b'\n', &buf[p..]).is_some() {
                 break;
             }
-        }
         if eof {
             break;
         }
@@ -460,11 +459,10 @@ impl Decoder {
                     f,
                 );
             }
-            if let Some(v) = &ev.api_version {
-                if let Err((kind, m)) = check_api_version(v) {
+            if let Some(v) = &ev.api_version
+                && let Err((kind, m)) = check_api_version(v) {
                     return self.skip(err(kind, m), f);
                 }
-            }
             let items = ev.items.map(|r| r.get()).unwrap_or("[]");
             return match serde_json::from_str::<Vec<&'a RawValue>>(items) {
                 Ok(list) => {
@@ -483,8 +481,8 @@ impl Decoder {
                 ),
             };
         }
-        if let Some(k) = &ev.kind {
-            if k != "Event" {
+        if let Some(k) = &ev.kind
+            && k != "Event" {
                 return self.skip(
                     err(
                         ErrorKind::NotAnEvent,
@@ -493,12 +491,10 @@ impl Decoder {
                     f,
                 );
             }
-        }
-        if let Some(v) = &ev.api_version {
-            if let Err((kind, m)) = check_api_version(v) {
+        if let Some(v) = &ev.api_version
+            && let Err((kind, m)) = check_api_version(v) {
                 return self.skip(err(kind, m), f);
             }
-        }
         if ev.kind.is_none() && ev.api_version.is_none() && ev.looks_empty() {
             return self.skip(err(ErrorKind::NotAnEvent, foreign_shape(raw)), f);
         }

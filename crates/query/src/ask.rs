@@ -167,8 +167,8 @@ pub fn ask(
     limit: Option<usize>,
     now: i64,
 ) -> Result<(Answer, Scanned), String> {
-    if q.arg.is_some() && arg.is_none() {
-        return Err(format!("{} needs {}", q.name, q.arg.unwrap()));
+    if let (Some(what), None) = (q.arg, arg) {
+        return Err(format!("{} needs {what}", q.name));
     }
     let mut filters = Vec::new();
     for f in q.filters {

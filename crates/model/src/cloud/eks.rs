@@ -68,7 +68,7 @@ impl Cloud<'_> {
                 ErrorKind::NotAnEvent,
                 format!(
                     "{} is not an EKS CloudWatch record",
-                    json_type(v).to_string()
+                    json_type(v)
                 ),
                 f,
             );
@@ -130,8 +130,8 @@ impl Cloud<'_> {
             Ok(t) => t,
             Err(m) => return self.skip(at, ErrorKind::InvalidField, m, f),
         };
-        if let Some(t) = &message_type {
-            if t != "DATA_MESSAGE" {
+        if let Some(t) = &message_type
+            && t != "DATA_MESSAGE" {
                 return self.skip(
                     at,
                     ErrorKind::NotAnEvent,
@@ -141,7 +141,6 @@ impl Cloud<'_> {
                     f,
                 );
             }
-        }
         let stream = match o.str("logStream") {
             Ok(s) => s,
             Err(m) => return self.skip(at, ErrorKind::InvalidField, m, f),
@@ -213,8 +212,8 @@ impl Cloud<'_> {
         at: At,
         f: &mut Sink<'_>,
     ) -> ControlFlow<()> {
-        if let Some(s) = stream {
-            if !s.starts_with(AUDIT_STREAM) {
+        if let Some(s) = stream
+            && !s.starts_with(AUDIT_STREAM) {
                 return self.skip(
                     at,
                     ErrorKind::NotAnEvent,
@@ -225,7 +224,6 @@ impl Cloud<'_> {
                     f,
                 );
             }
-        }
         let m = message.get();
         if m.starts_with('{') {
             // Logs Insights console exports may hold the message already parsed.

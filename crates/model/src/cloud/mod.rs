@@ -265,8 +265,8 @@ impl<'d> Cloud<'d> {
                     continue;
                 }
             };
-            if self.format == Format::Eks {
-                if let Some(rest) = eks::strip_export_prefix(text) {
+            if self.format == Format::Eks
+                && let Some(rest) = eks::strip_export_prefix(text) {
                     text = rest;
                     if !text.starts_with(['{', '[']) || text.ends_with(EKS_TRUNCATED) {
                         // An export line holds the message text itself.
@@ -274,7 +274,6 @@ impl<'d> Cloud<'d> {
                         continue;
                     }
                 }
-            }
             match serde_json::from_str::<&RawValue>(text) {
                 Ok(v) => self.value(v.get(), at, f)?,
                 Err(_) if self.format == Format::Eks => {
