@@ -212,9 +212,10 @@ where
     loop {
         let first = buf.iter().position(|b| !b.is_ascii_whitespace());
         if let Some(p) = first
-            && memchr::memchr(b'\n', &buf[p..]).is_some() {
-                break;
-            }
+            && memchr::memchr(b'\n', &buf[p..]).is_some()
+        {
+            break;
+        }
         if eof {
             break;
         }
@@ -460,9 +461,10 @@ impl Decoder {
                 );
             }
             if let Some(v) = &ev.api_version
-                && let Err((kind, m)) = check_api_version(v) {
-                    return self.skip(err(kind, m), f);
-                }
+                && let Err((kind, m)) = check_api_version(v)
+            {
+                return self.skip(err(kind, m), f);
+            }
             let items = ev.items.map(|r| r.get()).unwrap_or("[]");
             return match serde_json::from_str::<Vec<&'a RawValue>>(items) {
                 Ok(list) => {
@@ -482,19 +484,21 @@ impl Decoder {
             };
         }
         if let Some(k) = &ev.kind
-            && k != "Event" {
-                return self.skip(
-                    err(
-                        ErrorKind::NotAnEvent,
-                        format!("kind {:?} is not an audit Event", k.as_str()),
-                    ),
-                    f,
-                );
-            }
+            && k != "Event"
+        {
+            return self.skip(
+                err(
+                    ErrorKind::NotAnEvent,
+                    format!("kind {:?} is not an audit Event", k.as_str()),
+                ),
+                f,
+            );
+        }
         if let Some(v) = &ev.api_version
-            && let Err((kind, m)) = check_api_version(v) {
-                return self.skip(err(kind, m), f);
-            }
+            && let Err((kind, m)) = check_api_version(v)
+        {
+            return self.skip(err(kind, m), f);
+        }
         if ev.kind.is_none() && ev.api_version.is_none() && ev.looks_empty() {
             return self.skip(err(ErrorKind::NotAnEvent, foreign_shape(raw)), f);
         }

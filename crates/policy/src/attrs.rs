@@ -137,13 +137,12 @@ pub fn from_uri<'a>(uri: &'a str, verb: &'a str) -> Attributes<'a> {
         special = Some(rest[0]);
         rest = &rest[1..];
     }
-    if rest.first() == Some(&"namespaces")
-        && rest.len() > 1 {
-            a.namespace = seg(rest[1]);
-            if rest.len() > 2 && rest[2] != "status" && rest[2] != "finalize" {
-                rest = &rest[2..];
-            }
+    if rest.first() == Some(&"namespaces") && rest.len() > 1 {
+        a.namespace = seg(rest[1]);
+        if rest.len() > 2 && rest[2] != "status" && rest[2] != "finalize" {
+            rest = &rest[2..];
         }
+    }
     if rest.len() >= 3 && special != Some("proxy") {
         a.subresource = seg(rest[2]);
     }
@@ -158,10 +157,12 @@ pub fn from_uri<'a>(uri: &'a str, verb: &'a str) -> Attributes<'a> {
     } else {
         Cow::Owned(path.to_string())
     };
-    if a.name.is_empty() && (verb == "list" || verb == "watch")
-        && let Some(n) = field_selector_name(query) {
-            a.name = Cow::Owned(n);
-        }
+    if a.name.is_empty()
+        && (verb == "list" || verb == "watch")
+        && let Some(n) = field_selector_name(query)
+    {
+        a.name = Cow::Owned(n);
+    }
     a
 }
 

@@ -301,10 +301,11 @@ fn resolve(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
             return Value::Int(i.to_string());
         }
         if is_yaml_float(&plain)
-            && let Ok(f) = plain.parse::<f64>() {
-                // Go prints with FormatFloat(f, 'g', -1, 32) when coercing to a string.
-                return Value::Float(format_go_float32(f));
-            }
+            && let Ok(f) = plain.parse::<f64>()
+        {
+            // Go prints with FormatFloat(f, 'g', -1, 32) when coercing to a string.
+            return Value::Float(format_go_float32(f));
+        }
     }
     Value::Str(text.to_string())
 }

@@ -330,75 +330,90 @@ impl Hit {
 
 const KEY_COLUMNS: &[&str] = &["time", "first", "stage", "cluster"];
 
+/// The key columns of the matching `rows` of source `i`, as hits sorted by [`Hit::key`].
+fn hits_of(
+    scan: &Scan,
+    i: usize,
+    rows: &[u32],
+    clusters: &Mutex<Vec<String>>,
+) -> Result<Vec<Hit>, String> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (b, base) = match &scan.sources[i] {
+        Source::Group { first_leaf, .. } => {
+            (scan.read(i, KEY_COLUMNS, Some(rows))?, Some(*first_leaf))
+        }
+        Source::Wal(_) => {
+            let mut cols = KEY_COLUMNS.to_vec();
+            cols.push("leaf");
+            (scan.read(i, &cols, Some(rows))?, None)
+        }
+    };
+    let time = col::<TimestampMicrosecondArray>(&b, "time")?;
+    let leaf = match base {
+        Some(_) => None,
+        None => Some(col::<UInt64Array>(&b, "leaf")?),
+    };
+    let first = col::<BooleanArray>(&b, "first")?;
+    let stage = StrCol::of(&b, "stage")?;
+    let cluster = StrCol::of(&b, "cluster")?;
+    let mut ids: FastMap<&str, u32> = FastMap::default();
+    let mut hits = Vec::with_capacity(rows.len());
+    for (j, &row) in rows.iter().enumerate() {
+        let c = cluster.get(j);
+        let cid = match ids.get(c) {
+            Some(&id) => id,
+            None => {
+                let mut all = clusters.lock().unwrap();
+                let id = match all.iter().position(|x| x == c) {
+                    Some(p) => p,
+                    None => {
+                        all.push(c.to_string());
+                        all.len() - 1
+                    }
+                } as u32;
+                ids.insert(c, id);
+                id
+            }
+        };
+        hits.push(Hit {
+            time: if time.is_null(j) {
+                i64::MIN
+            } else {
+                time.value(j)
+            },
+            no_time: time.is_null(j),
+            cluster: cid,
+            leaf: match (base, leaf) {
+                (Some(f), _) => f + row as u64,
+                (_, Some(l)) => l.value(j),
+                _ => unreachable!("a leaf column or a base"),
+            },
+            src: i as u32,
+            row,
+            rank: stage_rank(stage.get(j)),
+            first: first.value(j),
+        });
+    }
+    hits.sort_by_key(Hit::key);
+    Ok(hits)
+}
+
 /// Runs `q` over the data directory at `dir`; rows come in time order.
 pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
     let scan = Scan::open(dir, q)?;
-    let mut st = scan.st;
     let clusters: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    if let (Some(n), false) = (q.limit, q.stages)
+        && q.filters.iter().all(request_invariant)
+    {
+        return run_recent(&scan, q, n, &clusters);
+    }
+    let mut st = scan.st;
     // 1 and 2: the matching rows and their keys.
     let (per_src, threads) = parallel(scan.sources.len(), &|i| {
         let rows = scan.matching(i, q, false)?;
-        if rows.is_empty() {
-            return Ok((0, Vec::new()));
-        }
-        let (b, base) = match &scan.sources[i] {
-            Source::Group { first_leaf, .. } => {
-                (scan.read(i, KEY_COLUMNS, Some(&rows))?, Some(*first_leaf))
-            }
-            Source::Wal(_) => {
-                let mut cols = KEY_COLUMNS.to_vec();
-                cols.push("leaf");
-                (scan.read(i, &cols, Some(&rows))?, None)
-            }
-        };
-        let time = col::<TimestampMicrosecondArray>(&b, "time")?;
-        let leaf = match base {
-            Some(_) => None,
-            None => Some(col::<UInt64Array>(&b, "leaf")?),
-        };
-        let first = col::<BooleanArray>(&b, "first")?;
-        let stage = StrCol::of(&b, "stage")?;
-        let cluster = StrCol::of(&b, "cluster")?;
-        let mut ids: FastMap<&str, u32> = FastMap::default();
-        let mut hits = Vec::with_capacity(rows.len());
-        for (j, &row) in rows.iter().enumerate() {
-            let c = cluster.get(j);
-            let cid = match ids.get(c) {
-                Some(&id) => id,
-                None => {
-                    let mut all = clusters.lock().unwrap();
-                    let id = match all.iter().position(|x| x == c) {
-                        Some(p) => p,
-                        None => {
-                            all.push(c.to_string());
-                            all.len() - 1
-                        }
-                    } as u32;
-                    ids.insert(c, id);
-                    id
-                }
-            };
-            hits.push(Hit {
-                time: if time.is_null(j) {
-                    i64::MIN
-                } else {
-                    time.value(j)
-                },
-                no_time: time.is_null(j),
-                cluster: cid,
-                leaf: match (base, leaf) {
-                    (Some(f), _) => f + row as u64,
-                    (_, Some(l)) => l.value(j),
-                    _ => unreachable!("a leaf column or a base"),
-                },
-                src: i as u32,
-                row,
-                rank: stage_rank(stage.get(j)),
-                first: first.value(j),
-            });
-        }
-        hits.sort_by_key(Hit::key);
-        Ok((scan.rows(i) as u64, hits))
+        Ok((scan.rows(i) as u64, hits_of(&scan, i, &rows, &clusters)?))
     })?;
     st.threads = threads;
     let mut hits: Vec<Hit> = Vec::new();
@@ -407,14 +422,92 @@ pub fn run(dir: &Path, q: &Query) -> Result<(Rows, Scanned), String> {
         hits.extend(h);
     }
     st.rows_matched = hits.len() as u64;
-    let mut kept = if q.stages {
+    let kept = if q.stages {
         hits
     } else {
         one_per_request(&scan, q, hits, &mut st)?
     };
+    output(&scan, q, kept, None, st)
+}
+
+/// The most recent `n` requests of a filter on request fields: every request is counted at
+/// its first stored stage, and keys are read only for the newest row groups that can hold
+/// the answer.
+fn run_recent(
+    scan: &Scan,
+    q: &Query,
+    n: usize,
+    clusters: &Mutex<Vec<String>>,
+) -> Result<(Rows, Scanned), String> {
+    let mut st = scan.st;
+    let (per_src, threads) = parallel(scan.sources.len(), &|i| {
+        let rows = scan.matching(i, q, false)?;
+        let firsts = if rows.is_empty() {
+            0
+        } else {
+            let b = scan.read(i, &["first"], Some(&rows))?;
+            col::<BooleanArray>(&b, "first")?.true_count()
+        };
+        Ok((scan.rows(i) as u64, rows, firsts))
+    })?;
+    st.threads = threads;
+    let mut total = 0;
+    let mut matched: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (i, (read, rows, firsts)) in per_src.into_iter().enumerate() {
+        st.rows_read += read;
+        st.rows_matched += rows.len() as u64;
+        total += firsts;
+        if !rows.is_empty() {
+            matched.push((i, rows));
+        }
+    }
+    // Newest first: by the latest time each row group holds (the WAL tail has no recorded
+    // range: it goes first).
+    let newest = |i: usize| match &scan.sources[i] {
+        Source::Group { seg, rg, .. } => scan.manifest.segments[*seg].row_groups[*rg]
+            .max_time
+            .unwrap_or(i64::MIN),
+        Source::Wal(_) => i64::MAX,
+    };
+    matched.sort_by_key(|(i, _)| std::cmp::Reverse(newest(*i)));
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut kept: Vec<Hit> = Vec::new();
+    let mut next = 0;
+    let step = st.threads.max(1);
+    while next < matched.len() {
+        let batch = &matched[next..(next + step).min(matched.len())];
+        let (more, _) = parallel(batch.len(), &|k| {
+            hits_of(scan, batch[k].0, &batch[k].1, clusters)
+        })?;
+        next += batch.len();
+        for h in more {
+            hits.extend(h);
+        }
+        kept = one_per_request(scan, q, hits.clone(), &mut st)?;
+        kept.sort_by_key(|h| (h.time, h.leaf));
+        if kept.len() >= n {
+            // Row groups whose times all come before the n-th most recent request cannot
+            // change the answer.
+            let t = kept[kept.len() - n].time;
+            if matched.get(next).is_none_or(|(i, _)| newest(*i) < t) {
+                break;
+            }
+        }
+    }
+    output(scan, q, kept, Some(total), st)
+}
+
+/// Orders the rows kept, applies the limit, and reads their display columns.
+fn output(
+    scan: &Scan,
+    q: &Query,
+    mut kept: Vec<Hit>,
+    total: Option<usize>,
+    st: Scanned,
+) -> Result<(Rows, Scanned), String> {
     // Nearly sorted already: a stable sort (run-detecting merge) is close to linear here.
     kept.sort_by_key(|h| (h.time, h.leaf));
-    let total = kept.len();
+    let total = total.unwrap_or(kept.len());
     if let Some(n) = q.limit
         && kept.len() > n
     {

@@ -66,10 +66,7 @@ impl Cloud<'_> {
             return self.skip(
                 at,
                 ErrorKind::NotAnEvent,
-                format!(
-                    "{} is not an EKS CloudWatch record",
-                    json_type(v)
-                ),
+                format!("{} is not an EKS CloudWatch record", json_type(v)),
                 f,
             );
         };
@@ -131,16 +128,17 @@ impl Cloud<'_> {
             Err(m) => return self.skip(at, ErrorKind::InvalidField, m, f),
         };
         if let Some(t) = &message_type
-            && t != "DATA_MESSAGE" {
-                return self.skip(
-                    at,
-                    ErrorKind::NotAnEvent,
-                    format!(
-                        "a CloudWatch Logs subscription {t} (delivery health check), not audit data"
-                    ),
-                    f,
-                );
-            }
+            && t != "DATA_MESSAGE"
+        {
+            return self.skip(
+                at,
+                ErrorKind::NotAnEvent,
+                format!(
+                    "a CloudWatch Logs subscription {t} (delivery health check), not audit data"
+                ),
+                f,
+            );
+        }
         let stream = match o.str("logStream") {
             Ok(s) => s,
             Err(m) => return self.skip(at, ErrorKind::InvalidField, m, f),
@@ -213,17 +211,18 @@ impl Cloud<'_> {
         f: &mut Sink<'_>,
     ) -> ControlFlow<()> {
         if let Some(s) = stream
-            && !s.starts_with(AUDIT_STREAM) {
-                return self.skip(
-                    at,
-                    ErrorKind::NotAnEvent,
-                    format!(
-                        "CloudWatch stream {s:?} is {}, not an EKS audit stream ({AUDIT_STREAM}-*)",
-                        stream_kind(s)
-                    ),
-                    f,
-                );
-            }
+            && !s.starts_with(AUDIT_STREAM)
+        {
+            return self.skip(
+                at,
+                ErrorKind::NotAnEvent,
+                format!(
+                    "CloudWatch stream {s:?} is {}, not an EKS audit stream ({AUDIT_STREAM}-*)",
+                    stream_kind(s)
+                ),
+                f,
+            );
+        }
         let m = message.get();
         if m.starts_with('{') {
             // Logs Insights console exports may hold the message already parsed.

@@ -468,14 +468,16 @@ impl Cloud<'_> {
             });
         }
         if let Some(m) = o.get("message").and_then(|m| Obj::parse(m.get()))
-            && m.get("data").is_some() {
-                // Push envelope, or one received message ({ackId, message}).
-                return self.pubsub_data(m.get("data").unwrap(), "message.data", at, f);
-            }
+            && m.get("data").is_some()
+        {
+            // Push envelope, or one received message ({ackId, message}).
+            return self.pubsub_data(m.get("data").unwrap(), "message.data", at, f);
+        }
         if let Some(data) = o.get("data")
-            && super::sniff::PUBSUB_MESSAGE_KEYS.iter().any(|k| o.has(k)) {
-                return self.pubsub_data(data, "data", at, f);
-            }
+            && super::sniff::PUBSUB_MESSAGE_KEYS.iter().any(|k| o.has(k))
+        {
+            return self.pubsub_data(data, "data", at, f);
+        }
         self.log_entry(v, &o, at, f)
     }
 

@@ -266,14 +266,15 @@ impl<'d> Cloud<'d> {
                 }
             };
             if self.format == Format::Eks
-                && let Some(rest) = eks::strip_export_prefix(text) {
-                    text = rest;
-                    if !text.starts_with(['{', '[']) || text.ends_with(EKS_TRUNCATED) {
-                        // An export line holds the message text itself.
-                        self.embedded(text, at, Cut::Eks, "message", f)?;
-                        continue;
-                    }
+                && let Some(rest) = eks::strip_export_prefix(text)
+            {
+                text = rest;
+                if !text.starts_with(['{', '[']) || text.ends_with(EKS_TRUNCATED) {
+                    // An export line holds the message text itself.
+                    self.embedded(text, at, Cut::Eks, "message", f)?;
+                    continue;
                 }
+            }
             match serde_json::from_str::<&RawValue>(text) {
                 Ok(v) => self.value(v.get(), at, f)?,
                 Err(_) if self.format == Format::Eks => {

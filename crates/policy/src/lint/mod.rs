@@ -95,8 +95,9 @@ fn shadowing(p: &crate::Policy, version: K8sVersion, out: &mut Vec<Finding>) {
     let cubes: Vec<Vec<space::Cube>> = p.rules.iter().map(|r| space.rule(r)).collect();
     let n = p.rules.len();
     if let Some(c) = p.rules.iter().position(|r| r.is_catch_all())
-        && c + 1 < n {
-            out.push(Finding {
+        && c + 1 < n
+    {
+        out.push(Finding {
                 severity: Severity::Warning,
                 code: "catch-all-not-last",
                 rule: Some(c),
@@ -107,7 +108,7 @@ fn shadowing(p: &crate::Policy, version: K8sVersion, out: &mut Vec<Finding>) {
                 ),
                 fix: format!("move rule {c} to the end, or give it conditions"),
             });
-        }
+    }
     let catch_all = p
         .rules
         .iter()
