@@ -475,6 +475,25 @@ impl Drop for SegmentWriter {
     }
 }
 
+/// The size and SHA-256 of a file, read in chunks (segments can be large).
+pub fn file_digest(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((n, h.finalize().into()))
+}
+
 /// The file name of a segment holding leaves `first..=last`.
 pub fn file_name(dir: &Path, first: u64, last: u64) -> PathBuf {
     dir.join(format!("{first:020}-{last:020}.parquet"))

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kaudit_model::{Event, Stage};
-use sha2::{Digest, Sha256};
 
 use crate::manifest::{Manifest, SegmentMeta, unhex};
 use crate::merkle::{Frontier, hex, leaf_hash};
@@ -515,14 +514,14 @@ impl Store {
         }
         let rows = b.len();
         let groups = b.finish()?;
-        let data = fs::read(&path).map_err(io_err(&path))?;
+        let (bytes, digest) = segment::file_digest(&path).map_err(io_err(&path))?;
         let meta = SegmentMeta {
             file: path.file_name().unwrap().to_string_lossy().into_owned(),
             first_leaf: first,
             last_leaf: last,
             rows,
-            bytes: data.len() as u64,
-            sha256: hex(&Sha256::digest(&data)),
+            bytes,
+            sha256: hex(&digest),
             min_time: groups.iter().filter_map(|g| g.min_time).min(),
             max_time: groups.iter().filter_map(|g| g.max_time).max(),
             row_groups: groups,

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::manifest::{Manifest, unhex};
 use crate::merkle::{Frontier, Hash, hex, leaf_hash};
 use crate::note::{Checkpoint, Keys};
@@ -215,8 +213,9 @@ fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Res
                 s.file, s.first_leaf, s.last_leaf
             ));
         }
-        let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let digest_ok = hex(&Sha256::digest(&data)) == s.sha256;
+        let (_, digest) =
+            segment::file_digest(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let digest_ok = hex(&digest) == s.sha256;
         let meta = segment::metadata(&path)
             .map_err(|e| format!("segment {}: unreadable, altered or truncated: {e}", s.file))?;
         let first: Option<u64> = meta.get("kaudit.first_leaf").and_then(|v| v.parse().ok());

@@ -79,59 +79,63 @@ pub struct Scan {
 }
 
 /// Reads a WAL file, calling `f` with each valid record (flags, payload); stops at the first
-/// bad frame.
+/// bad frame. Streams: memory holds one record at a time, whatever the file's size.
 pub fn scan(path: &Path, mut f: impl FnMut(u8, &[u8])) -> io::Result<Scan> {
-    let mut data = Vec::new();
-    File::open(path)?.read_to_end(&mut data)?;
-    if data.len() < HEADER as usize || &data[..11] != MAGIC {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut r = io::BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; HEADER as usize];
+    if size < HEADER || r.read_exact(&mut header).is_err() || &header[..11] != MAGIC {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{}: not a kaudit WAL file (bad header)", path.display()),
         ));
     }
-    let first = u64::from_le_bytes(data[11..19].try_into().unwrap());
-    let mut pos = HEADER as usize;
+    let first = u64::from_le_bytes(header[11..19].try_into().unwrap());
+    let mut pos = HEADER;
     let mut n = 0u64;
     let mut damage = None;
-    while pos < data.len() {
+    let mut payload = Vec::new();
+    while pos < size {
         let bad = |what: String| Damage {
-            offset: pos as u64,
+            offset: pos,
             record: n,
             what,
         };
-        if data.len() - pos < FRAME {
-            damage = Some(bad(format!(
-                "{} trailing bytes, a cut frame header",
-                data.len() - pos
-            )));
+        let left = size - pos;
+        if left < FRAME as u64 {
+            damage = Some(bad(format!("{left} trailing bytes, a cut frame header")));
             break;
         }
-        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap());
+        let mut h = [0u8; FRAME];
+        r.read_exact(&mut h)?;
+        let len = u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(h[4..8].try_into().unwrap());
+        let flags = h[8];
         if len > MAX_RECORD {
             damage = Some(bad(format!("frame length {len} is impossible")));
             break;
         }
-        if data.len() - pos - FRAME < len {
+        if left - (FRAME as u64) < len as u64 {
             damage = Some(bad(format!(
                 "frame of {len} bytes cut after {} bytes",
-                data.len() - pos - FRAME
+                left - FRAME as u64
             )));
             break;
         }
-        let flags = data[pos + 8];
-        let payload = &data[pos + FRAME..pos + FRAME + len];
-        if crc32c::crc32c_append(crc32c::crc32c(&[flags]), payload) != crc {
+        payload.resize(len, 0);
+        r.read_exact(&mut payload)?;
+        if crc32c::crc32c_append(crc32c::crc32c(&[flags]), &payload) != crc {
             damage = Some(bad("checksum mismatch".into()));
             break;
         }
-        f(flags, payload);
+        f(flags, &payload);
         n += 1;
-        pos += FRAME + len;
+        pos += (FRAME + len) as u64;
     }
     Ok(Scan {
         first,
-        valid_len: pos as u64,
+        valid_len: pos,
         damage,
     })
 }
