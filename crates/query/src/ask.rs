@@ -153,20 +153,31 @@ fn object_filter(arg: &str) -> Result<String, String> {
     }
 }
 
-/// Runs a question. `extra` is a filter ANDed with it (time range, cluster, ...); `limit`
-/// keeps only the most recent requests of a request list (all are counted).
-#[allow(clippy::too_many_arguments)]
+/// How to run a question; `Default` asks it plainly.
+#[derive(Clone, Debug, Default)]
+pub struct AskOptions {
+    /// A filter ANDed with the question's (terms, time range).
+    pub extra: Filter,
+    /// Only this cluster.
+    pub cluster: Option<String>,
+    /// Also fetch the stored events.
+    pub with_event: bool,
+    /// Bucket size of a series (microseconds); chosen from the span when absent.
+    pub bucket: Option<i64>,
+    /// Keep only the most recent requests of a request list (all are counted).
+    pub limit: Option<usize>,
+    /// "Now" for relative times in the question's filters (microseconds).
+    pub now: i64,
+}
+
+/// Runs a question (`arg`: its argument, when it takes one).
 pub fn ask(
     dir: &Path,
     q: &Question,
     arg: Option<&str>,
-    extra: &Filter,
-    cluster: Option<String>,
-    with_event: bool,
-    bucket: Option<i64>,
-    limit: Option<usize>,
-    now: i64,
+    o: &AskOptions,
 ) -> Result<(Answer, Scanned), String> {
+    let (extra, now, bucket) = (&o.extra, o.now, o.bucket);
     if let (Some(what), None) = (q.arg, arg) {
         return Err(format!("{} needs {what}", q.name));
     }
@@ -186,10 +197,10 @@ pub fn ask(
     let query = Query {
         filters,
         stages: false,
-        cluster,
-        with_event,
+        cluster: o.cluster.clone(),
+        with_event: o.with_event,
         limit: if q.kind == Kind::Requests {
-            limit
+            o.limit
         } else {
             None
         },

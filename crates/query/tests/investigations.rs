@@ -9,9 +9,8 @@ use std::process::Command;
 use kaudit_gen::{Config, Format, generate};
 use kaudit_model::MicroTime;
 use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
-use kaudit_query::ask::{self, Answer};
+use kaudit_query::ask::{self, Answer, AskOptions};
 use kaudit_query::exec::{Query, run};
-use kaudit_query::filter::Filter;
 use kaudit_query::filter::parse;
 use kaudit_store::{Options, Store};
 
@@ -81,35 +80,17 @@ fn check(files: &[PathBuf], dir: &Path) -> usize {
     let mut nonempty = 0;
     for (name, arg, select) in questions() {
         let q = ask::question(&name).unwrap();
-        let (answer, _) = ask::ask(
-            dir,
-            q,
-            arg.as_deref(),
-            &Filter::default(),
-            None,
-            false,
-            None,
-            None,
-            0,
-        )
-        .unwrap();
+        let (answer, _) = ask::ask(dir, q, arg.as_deref(), &AskOptions::default()).unwrap();
         let Answer::Requests(rows) = answer else {
             panic!("{name}: not a request list")
         };
         assert_eq!(rows.total(), rows.len(), "{name}: total without a limit");
         // With a limit: the most recent requests of the same answer, and the same total.
-        let (limited, _) = ask::ask(
-            dir,
-            q,
-            arg.as_deref(),
-            &Filter::default(),
-            None,
-            false,
-            None,
-            Some(7),
-            0,
-        )
-        .unwrap();
+        let seven = AskOptions {
+            limit: Some(7),
+            ..Default::default()
+        };
+        let (limited, _) = ask::ask(dir, q, arg.as_deref(), &seven).unwrap();
         let Answer::Requests(limited) = limited else {
             panic!()
         };
@@ -192,18 +173,8 @@ fn investigations_match_jq_on_generated_traffic() {
     }
 
     // Top users counts each request once, as jq does.
-    let (answer, _) = ask::ask(
-        &dir,
-        ask::question("top-users").unwrap(),
-        None,
-        &Filter::default(),
-        None,
-        false,
-        None,
-        None,
-        0,
-    )
-    .unwrap();
+    let top = ask::question("top-users").unwrap();
+    let (answer, _) = ask::ask(&dir, top, None, &AskOptions::default()).unwrap();
     let Answer::Counts(counts) = answer else {
         panic!()
     };

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use kaudit_model::Event;
-use kaudit_query::ask::{self, Answer};
+use kaudit_query::ask::{self, Answer, AskOptions};
 use kaudit_query::exec::{Query, count_by, run};
 use kaudit_query::filter::{Filter, parse};
 use kaudit_store::{Incoming, Options, Store};
@@ -88,18 +88,11 @@ fn check_all(dir: &Path, when: &str) {
     .collect();
     assert_eq!(counts, want, "{when}");
     // The questions built on these filters.
-    let (a, _) = ask::ask(
-        dir,
-        ask::question("failed-auth").unwrap(),
-        None,
-        &Filter::default(),
-        None,
-        false,
-        None,
-        Some(100),
-        0,
-    )
-    .unwrap();
+    let opts = AskOptions {
+        limit: Some(100),
+        ..Default::default()
+    };
+    let (a, _) = ask::ask(dir, ask::question("failed-auth").unwrap(), None, &opts).unwrap();
     let Answer::Requests(r) = a else { panic!() };
     assert_eq!(r.total(), 2, "{when}: failed-auth");
 }

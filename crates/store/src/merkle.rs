@@ -102,6 +102,24 @@ impl Frontier {
     }
 }
 
+/// The tree edge a signed retention record states (`prefix N` and `frontier <hex>...` lines
+/// of its body): the frontier at the retention boundary.
+pub fn retention_edge(body: &str) -> Result<Frontier, String> {
+    let mut prefix = None;
+    let mut hashes = Vec::new();
+    for l in body.lines() {
+        if let Some(p) = l.strip_prefix("prefix ") {
+            prefix = p.parse::<u64>().ok();
+        } else if let Some(f) = l.strip_prefix("frontier") {
+            for h in f.split_whitespace() {
+                hashes.push(crate::manifest::unhex(h).ok_or("bad frontier hash")?);
+            }
+        }
+    }
+    let prefix = prefix.ok_or("retention record without a prefix")?;
+    Frontier::from_parts(prefix, hashes)
+}
+
 /// `MTH` of consecutive leaves. `leaves` must not be empty.
 pub fn subtree_root(leaves: &[Hash]) -> Hash {
     let mut f = Frontier::new();

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Manifest, unhex};
-use crate::merkle::{Frontier, Hash, hex, leaf_hash, verify_inclusion};
+use crate::merkle::{Frontier, Hash, hex, leaf_hash, retention_edge, verify_inclusion};
 use crate::note::{Checkpoint, Keys};
 use crate::record::StoredRecord;
 use crate::{CheckpointLine, Layout, segment, wal};
@@ -93,21 +93,9 @@ fn known_edges(layout: &Layout, manifest: &Manifest, keys: &Keys) -> Vec<Frontie
         && let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty())
         && let Ok(l) = serde_json::from_str::<CheckpointLine>(line)
         && let Ok(body) = keys.open(&l.note)
+        && let Ok(f) = retention_edge(body)
     {
-        let mut prefix = None;
-        let mut hashes = Vec::new();
-        for l in body.lines() {
-            if let Some(p) = l.strip_prefix("prefix ") {
-                prefix = p.parse::<u64>().ok();
-            } else if let Some(f) = l.strip_prefix("frontier") {
-                hashes.extend(f.split_whitespace().filter_map(unhex));
-            }
-        }
-        if let Some(p) = prefix
-            && let Ok(f) = Frontier::from_parts(p, hashes)
-        {
-            out.push(f);
-        }
+        out.push(f);
     }
     out
 }

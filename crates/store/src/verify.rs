@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use crate::manifest::{Manifest, unhex};
-use crate::merkle::{Frontier, Hash, hex, leaf_hash};
+use crate::manifest::Manifest;
+use crate::merkle::{Frontier, Hash, hex, leaf_hash, retention_edge};
 use crate::note::{Checkpoint, Keys};
 use crate::segment;
 use crate::store::{CheckpointLine, Layout};
@@ -134,22 +134,14 @@ fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Res
     for (line, body) in read_notes(&ret_path, keys, "retention record")? {
         r.retention_records += 1;
         let at = format!("{}:{line}", ret_path.display());
-        let mut prefix = None;
-        let mut hashes = Vec::new();
-        for l in body.lines() {
-            if let Some(p) = l.strip_prefix("prefix ") {
-                prefix = p.parse::<u64>().ok();
-            } else if let Some(f) = l.strip_prefix("frontier") {
-                for h in f.split_whitespace() {
-                    hashes.push(unhex(h).ok_or_else(|| format!("{at}: bad frontier hash"))?);
-                }
-            }
+        let edge = retention_edge(&body).map_err(|e| format!("{at}: {e}"))?;
+        if edge.size() < frontier.size() {
+            return Err(format!(
+                "{at}: retention prefix {} goes backwards",
+                edge.size()
+            ));
         }
-        let prefix = prefix.ok_or_else(|| format!("{at}: retention record without a prefix"))?;
-        if prefix < frontier.size() {
-            return Err(format!("{at}: retention prefix {prefix} goes backwards"));
-        }
-        frontier = Frontier::from_parts(prefix, hashes).map_err(|e| format!("{at}: {e}"))?;
+        frontier = edge;
     }
     r.pruned = frontier.size();
     if manifest.pruned_size != r.pruned {

@@ -307,18 +307,16 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     let c = &a.common;
     let with_event = matches!(c.format, OutFormat::Json | OutFormat::Ndjson);
     let t = Instant::now();
-    let (answer, st) = ask::ask(
-        &c.data.data,
-        q,
-        a.arg.as_deref(),
-        &extra,
-        c.cluster.clone(),
+    let opts = ask::AskOptions {
+        extra,
+        cluster: c.cluster.clone(),
         with_event,
         bucket,
-        (c.limit > 0).then_some(c.limit),
+        limit: (c.limit > 0).then_some(c.limit),
         now,
-    )
-    .map_err(|e| anyhow!(e))?;
+    };
+    let (answer, st) =
+        ask::ask(&c.data.data, q, a.arg.as_deref(), &opts).map_err(|e| anyhow!(e))?;
     if c.stats {
         let n = match &answer {
             Answer::Requests(r) => r.total(),
