@@ -52,16 +52,16 @@ pub struct Progress {
 
 struct Batch {
     arena: String,
-    items: Vec<(usize, usize, usize, usize, Option<Stage>)>,
+    items: Vec<(usize, usize, usize, usize, Option<Stage>, Option<i64>)>,
 }
 
 impl Batch {
-    fn push(&mut self, raw: &str, audit_id: &str, stage: Option<Stage>) {
+    fn push(&mut self, raw: &str, audit_id: &str, stage: Option<Stage>, time: Option<i64>) {
         let a = self.arena.len();
         self.arena.push_str(raw);
         let b = self.arena.len();
         self.arena.push_str(audit_id);
-        self.items.push((a, b, b, self.arena.len(), stage));
+        self.items.push((a, b, b, self.arena.len(), stage, time));
     }
 
     fn flush(
@@ -77,12 +77,13 @@ impl Batch {
         let inc: Vec<Incoming<'_>> = self
             .items
             .iter()
-            .map(|&(a, b, c, d, stage)| Incoming {
+            .map(|&(a, b, c, d, stage, time)| Incoming {
                 received: now,
                 cluster,
                 raw: &self.arena[a..b],
                 audit_id: &self.arena[c..d],
                 stage,
+                time,
             })
             .collect();
         let r = store.append(&inc)?;
@@ -185,7 +186,12 @@ fn import_file(
         match item {
             Ok(rec) => {
                 fs.events += 1;
-                batch.push(rec.raw, rec.event.audit_id.as_str(), rec.event.stage);
+                batch.push(
+                    rec.raw,
+                    rec.event.audit_id.as_str(),
+                    rec.event.stage,
+                    rec.event.request_received_timestamp.map(|t| t.micros()),
+                );
                 if batch.items.len() >= BATCH {
                     if let Err(e) = batch.flush(store, &opts.cluster, &mut fs) {
                         failed = Some(e);

@@ -108,6 +108,36 @@ enum Source {
     Wal(RecordBatch),
 }
 
+/// The unsealed WAL files after `manifest`'s sealed size, decoded into segment columns;
+/// `Ok(None)` when they do not start there or one vanished (a seal finished meanwhile).
+fn read_wal_tail(layout: &Layout, manifest: &Manifest) -> Result<Option<Option<RecordBatch>>, String> {
+    let mut b = segment::Builder::new();
+    let mut expect = manifest.sealed_size;
+    for (first, path) in wal::list(&layout.wal()).map_err(|e| e.to_string())? {
+        if first < manifest.sealed_size {
+            continue;
+        }
+        if first != expect {
+            return Ok(None);
+        }
+        let mut leaf = first;
+        let scanned = wal::scan(&path, |flags, payload| {
+            if let Ok(r) = StoredRecord::decode(payload)
+                && let Ok(e) = serde_json::from_str::<Event<'_>>(r.event)
+            {
+                b.push(leaf, &r, &e, flags & wal::FIRST != 0);
+            }
+            leaf += 1;
+        });
+        match scanned {
+            Ok(_) => expect = leaf,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(Some((!b.is_empty()).then(|| b.finish_batch())))
+}
+
 /// The data directory opened for one query.
 struct Scan {
     layout: Layout,
@@ -129,7 +159,24 @@ impl Scan {
                 dir.display()
             ));
         }
-        let manifest = Manifest::load(&layout.manifest()).map_err(|e| e.to_string())?;
+        // A writer may seal while we look: it lists the segment in the manifest, then deletes
+        // the WAL file. Reading the manifest first and finding a WAL file missing (a gap
+        // after the sealed size, or a file gone) means a seal finished: look again.
+        let mut tries = 0;
+        let (manifest, wal_batch) = loop {
+            let manifest = Manifest::load(&layout.manifest()).map_err(|e| e.to_string())?;
+            match read_wal_tail(&layout, &manifest) {
+                Ok(Some(b)) => break (manifest, b),
+                Ok(None) if tries < 20 => tries += 1,
+                Ok(None) => {
+                    return Err(format!(
+                        "{}: the WAL does not continue where the manifest ends (run `kaudit verify`)",
+                        layout.wal().display()
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let mut st = Scanned::default();
         let mut sources = Vec::new();
         for (seg, s) in manifest.segments.iter().enumerate() {
@@ -151,26 +198,9 @@ impl Scan {
                 first_leaf: starts[rg],
             }));
         }
-        // The WAL tail: decoded into the same columns.
-        let mut b = segment::Builder::new();
-        for (first, path) in wal::list(&layout.wal()).map_err(|e| e.to_string())? {
-            if first < manifest.sealed_size {
-                continue;
-            }
-            let mut leaf = first;
-            wal::scan(&path, |flags, payload| {
-                if let Ok(r) = StoredRecord::decode(payload)
-                    && let Ok(e) = serde_json::from_str::<Event<'_>>(r.event)
-                {
-                    b.push(leaf, &r, &e, flags & wal::FIRST != 0);
-                }
-                leaf += 1;
-            })
-            .map_err(|e| e.to_string())?;
-        }
-        if !b.is_empty() {
-            st.wal_rows = b.len() as u64;
-            sources.push(Source::Wal(b.finish_batch()));
+        if let Some(b) = wal_batch {
+            st.wal_rows = b.num_rows() as u64;
+            sources.push(Source::Wal(b));
         }
         Ok(Scan {
             readers: manifest

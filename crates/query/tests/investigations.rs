@@ -61,6 +61,7 @@ fn store_of(files: &[PathBuf], dir: &Path, seal: bool) {
             seal_rows: 3000,
             // Several row groups per segment, so readers share files across threads.
             row_group_rows: 500,
+            dedup_hot_rows: 1000,
             ..Options::default()
         },
     )

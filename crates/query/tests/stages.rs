@@ -112,6 +112,7 @@ fn stages_retries_and_out_of_order_batches() {
         seal_rows: 1_000_000,
         checkpoint_every: std::time::Duration::ZERO,
         row_group_rows: 4,
+        dedup_hot_rows: 0,
     };
     let mut s = Store::open(&dir, opts()).unwrap();
     assert_eq!(deliver(&mut s, &lines, &b2), (4, 0));

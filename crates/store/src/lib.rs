@@ -13,6 +13,7 @@
 //! ([`record`]); [`verify`] recomputes the tree from the data and checks every checkpoint.
 //! The format is documented in `docs/store-format.md`.
 
+pub mod dedup;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
@@ -24,5 +25,5 @@ pub mod verify;
 pub mod wal;
 
 pub use store::{
-    Appended, CheckpointLine, Incoming, Layout, Options, Recovery, Store, now_micros, request_key,
+    Appended, CheckpointLine, Incoming, Layout, Options, Recovery, Store, now_micros,
 };

@@ -86,7 +86,17 @@ pub struct RowGroupTerms {
     pub max_time: Option<i64>,
     /// Column name -> its distinct values (absent: too many to list).
     pub terms: std::collections::BTreeMap<String, Vec<String>>,
+    /// The minutes (since the epoch) the request times fall in, as inclusive ranges (absent:
+    /// too scattered to list; then `min_time..=max_time` is all that is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<Vec<(i64, i64)>>,
+    /// Some rows have no request time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untimed: bool,
 }
+
+/// Minute ranges kept per row group at most.
+const MAX_MINUTE_RANGES: usize = 64;
 
 const TERM_COLUMNS: [&str; 6] = ["verb", "resource", "namespace", "user", "cluster", "stage"];
 
@@ -126,6 +136,9 @@ pub struct Builder {
     cur_rows: u64,
     cur_min: Option<i64>,
     cur_max: Option<i64>,
+    cur_minutes: BTreeSet<i64>,
+    cur_last_minute: i64,
+    cur_untimed: bool,
 }
 
 fn ts_builder() -> TimestampMicrosecondBuilder {
@@ -183,6 +196,9 @@ impl Builder {
             cur_rows: 0,
             cur_min: None,
             cur_max: None,
+            cur_minutes: BTreeSet::new(),
+            cur_last_minute: i64::MIN,
+            cur_untimed: false,
         }
     }
 
@@ -283,9 +299,17 @@ impl Builder {
                 }
             }
         }
-        if let Some(t) = t {
-            self.cur_min = Some(self.cur_min.map_or(t, |m| m.min(t)));
-            self.cur_max = Some(self.cur_max.map_or(t, |m| m.max(t)));
+        match t {
+            Some(t) => {
+                self.cur_min = Some(self.cur_min.map_or(t, |m| m.min(t)));
+                self.cur_max = Some(self.cur_max.map_or(t, |m| m.max(t)));
+                let m = crate::dedup::minute(t);
+                if m != self.cur_last_minute {
+                    self.cur_last_minute = m;
+                    self.cur_minutes.insert(m);
+                }
+            }
+            None => self.cur_untimed = true,
         }
         self.cur_rows += 1;
         if self.cur_rows as usize == self.group_rows {
@@ -301,8 +325,12 @@ impl Builder {
             rows: self.cur_rows,
             min_time: self.cur_min.take(),
             max_time: self.cur_max.take(),
+            minutes: minute_ranges(&self.cur_minutes),
+            untimed: std::mem::take(&mut self.cur_untimed),
             ..Default::default()
         };
+        self.cur_minutes.clear();
+        self.cur_last_minute = i64::MIN;
         for (i, col) in TERM_COLUMNS.iter().enumerate() {
             if !self.cur_overflow[i] {
                 g.terms.insert(
@@ -350,6 +378,23 @@ impl Builder {
         self.rows = 0;
         RecordBatch::try_new(schema(), cols).expect("columns match the schema")
     }
+}
+
+/// Consecutive minutes merged into ranges; `None` when there are too many ranges.
+fn minute_ranges(m: &BTreeSet<i64>) -> Option<Vec<(i64, i64)>> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for &x in m {
+        match out.last_mut() {
+            Some((_, hi)) if *hi + 1 == x => *hi = x,
+            _ => {
+                if out.len() == MAX_MINUTE_RANGES {
+                    return None;
+                }
+                out.push((x, x));
+            }
+        }
+    }
+    Some(out)
 }
 
 /// The Parquet writer settings for segments: zstd, row groups aligned with the term sets,

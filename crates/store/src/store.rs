@@ -1,15 +1,16 @@
 //! The data directory as a whole: appending (group commit), checkpoints, sealing, retention,
 //! and recovery on open.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::hash::Hasher;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kaudit_model::{Event, Stage};
 
+use crate::dedup::{Dedup, stage_bit};
 use crate::manifest::{Manifest, SegmentMeta, unhex};
 use crate::merkle::{Frontier, hex, leaf_hash};
 use crate::note::{Checkpoint, Keys};
@@ -27,6 +28,9 @@ pub struct Options {
     /// Rows per Parquet row group in sealed segments (the unit of skipping and of parallel
     /// reading).
     pub row_group_rows: usize,
+    /// Rows of recently sealed segments whose dedup keys stay in memory (beyond the WAL's,
+    /// which always do). Older requests are found through their row groups' time ranges.
+    pub dedup_hot_rows: u64,
 }
 
 impl Default for Options {
@@ -35,6 +39,7 @@ impl Default for Options {
             seal_rows: 1_000_000,
             checkpoint_every: Duration::from_secs(1),
             row_group_rows: segment::ROW_GROUP,
+            dedup_hot_rows: 1_000_000,
         }
     }
 }
@@ -46,9 +51,10 @@ pub struct Incoming<'a> {
     pub cluster: &'a str,
     /// The event's JSON exactly as received.
     pub raw: &'a str,
-    /// Its `auditID` and `stage` (for deduplication).
+    /// Its `auditID`, `stage` and `requestReceivedTimestamp` (for deduplication).
     pub audit_id: &'a str,
     pub stage: Option<Stage>,
+    pub time: Option<i64>,
 }
 
 impl<'a> Incoming<'a> {
@@ -60,6 +66,7 @@ impl<'a> Incoming<'a> {
             raw,
             audit_id: e.audit_id.as_str(),
             stage: e.stage,
+            time: e.request_received_timestamp.map(|t| t.micros()),
         }
     }
 }
@@ -77,7 +84,7 @@ pub struct Appended {
 pub struct Recovery {
     /// A torn tail cut from the last WAL file: (file, bytes cut, why).
     pub torn_tail: Option<(PathBuf, u64, String)>,
-    /// WAL files sealed on open (left by an interrupted seal).
+    /// Complete WAL files found unsealed on open (an interrupted seal), sealed again.
     pub sealed_on_open: usize,
 }
 
@@ -116,8 +123,10 @@ pub struct Store {
     wal: wal::Writer,
     wal_rows: u64,
     frontier: Frontier,
-    /// (cluster, auditID) -> bit per stage stored.
-    seen: HashMap<u128, u8>,
+    dedup: Dedup,
+    /// Complete WAL files waiting to be sealed, oldest first (the first may be in the works).
+    pending: VecDeque<Pending>,
+    sealer: Sealer,
     checkpoints: File,
     last_checkpoint: (u64, Instant),
     scratch: Vec<u8>,
@@ -131,29 +140,6 @@ pub type Result<T> = std::result::Result<T, String>;
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> String + '_ {
     move |e| format!("{}: {e}", path.display())
-}
-
-/// The dedup key of a request.
-pub fn request_key(cluster: &str, audit_id: &str) -> u128 {
-    let mut a = std::collections::hash_map::DefaultHasher::new();
-    let mut b = std::collections::hash_map::DefaultHasher::new();
-    b.write_u64(0x9e37_79b9_7f4a_7c15);
-    for h in [&mut a, &mut b] {
-        h.write(cluster.as_bytes());
-        h.write_u8(0xff);
-        h.write(audit_id.as_bytes());
-    }
-    (a.finish() as u128) << 64 | b.finish() as u128
-}
-
-fn stage_bit(s: Option<Stage>) -> u8 {
-    match s {
-        Some(Stage::RequestReceived) => 1,
-        Some(Stage::ResponseStarted) => 2,
-        Some(Stage::ResponseComplete) => 4,
-        Some(Stage::Panic) => 8,
-        None => 16,
-    }
 }
 
 /// Current time in microseconds since the epoch.
@@ -245,9 +231,10 @@ impl Store {
         for p in sealed_files {
             fs::remove_file(&p).map_err(io_err(&p))?;
         }
-        let mut seen = HashMap::new();
-        load_seen_from_segments(&layout, &manifest, &mut seen)?;
+        let mut dedup = Dedup::new(opts.dedup_hot_rows);
+        dedup.open_segments(&layout.segments(), &manifest.segments)?;
         let n = files.len();
+        let mut pending = VecDeque::new();
         let mut last: Option<(u64, PathBuf, u64, u64)> = None;
         for (i, (first, path)) in files.into_iter().enumerate() {
             if first != store_frontier.size() {
@@ -258,12 +245,13 @@ impl Store {
                     store_frontier.size()
                 ));
             }
+            dedup.start_wal(first);
             let mut rows = 0;
             let scan = wal::scan(&path, |_, payload| {
                 store_frontier.push(leaf_hash(payload));
                 rows += 1;
                 if let Ok(r) = StoredRecord::decode(payload) {
-                    note_seen(&mut seen, r.cluster, r.event);
+                    note_seen(&mut dedup, r.cluster, r.event);
                 }
             })
             .map_err(io_err(&path))?;
@@ -281,18 +269,32 @@ impl Store {
                 let len = fs::metadata(&path).map_err(io_err(&path))?.len();
                 recovery.torn_tail = Some((path.clone(), len - scan.valid_len, d.what));
             }
-            last = Some((first, path, scan.valid_len, rows));
+            if i + 1 < n {
+                // A complete file an interrupted (or background) seal left behind.
+                pending.push_back(Pending {
+                    first,
+                    last: store_frontier.size() - 1,
+                    path,
+                    frontier_after: store_frontier.hashes().to_vec(),
+                });
+                recovery.sealed_on_open += 1;
+            } else {
+                last = Some((first, path, scan.valid_len, rows));
+            }
         }
         let (wal, wal_rows) = match last {
             Some((first, path, valid, rows)) => (
                 wal::Writer::reopen(&path, first, valid).map_err(io_err(&path))?,
                 rows,
             ),
-            None => (
-                wal::Writer::create(&layout.wal(), store_frontier.size())
-                    .map_err(io_err(&layout.wal()))?,
-                0,
-            ),
+            None => {
+                dedup.start_wal(store_frontier.size());
+                (
+                    wal::Writer::create(&layout.wal(), store_frontier.size())
+                        .map_err(io_err(&layout.wal()))?,
+                    0,
+                )
+            }
         };
         let mut store = Store {
             layout,
@@ -302,7 +304,9 @@ impl Store {
             wal,
             wal_rows,
             frontier: store_frontier,
-            seen,
+            dedup,
+            pending,
+            sealer: Sealer::start(),
             checkpoints,
             last_checkpoint: (0, Instant::now()),
             scratch: Vec::new(),
@@ -311,9 +315,9 @@ impl Store {
         };
         store.last_checkpoint = (store.latest_checkpoint_size(), Instant::now());
         if store.wal_rows >= store.opts.seal_rows {
-            store.seal()?;
-            store.recovery.sealed_on_open += 1;
+            store.rotate()?;
         }
+        store.poll_seals(false)?;
         Ok(store)
     }
 
@@ -363,26 +367,34 @@ impl Store {
         let mut out = Appended::default();
         let mut leaves = Vec::with_capacity(batch.len());
         let mut rec = Vec::new();
-        let mut undo: Vec<(u128, u8)> = Vec::new();
+        let mut undo: Vec<(u64, u8)> = Vec::new();
+        let segments = self.layout.segments();
         for inc in batch {
             if inc.cluster.len() > MAX_CLUSTER {
+                self.dedup.undo(&undo);
                 return Err(format!("cluster name longer than {MAX_CLUSTER} bytes"));
             }
             let audit_id = inc.audit_id;
             let mut flags = wal::FIRST;
             if !audit_id.is_empty() {
-                let key = request_key(inc.cluster, audit_id);
+                let key = self.dedup.key(inc.cluster, audit_id, inc.time);
                 let bit = stage_bit(inc.stage);
-                let e = self.seen.entry(key).or_default();
-                if *e & bit != 0 {
+                let bits = match self.dedup.lookup(key, inc.time, bit, &segments) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.dedup.undo(&undo);
+                        return Err(format!("reading stored keys to deduplicate: {e}"));
+                    }
+                };
+                if bits & bit != 0 {
                     out.duplicates += 1;
                     continue;
                 }
-                if *e != 0 {
+                if bits != 0 {
                     flags = 0;
                 }
-                undo.push((key, *e));
-                *e |= bit;
+                undo.push((key, self.dedup.current(key)));
+                self.dedup.note(key, bit);
             }
             rec.clear();
             StoredRecord {
@@ -392,7 +404,7 @@ impl Store {
             }
             .encode(&mut rec);
             if rec.len() > wal::MAX_RECORD {
-                self.undo(&undo);
+                self.dedup.undo(&undo);
                 return Err(format!(
                     "event {audit_id:?} is {} bytes, above the {} byte limit",
                     rec.len(),
@@ -406,7 +418,7 @@ impl Store {
         if out.stored > 0
             && let Err(e) = self.wal.append_durable(&frames)
         {
-            self.undo(&undo);
+            self.dedup.undo(&undo);
             self.scratch = frames;
             return Err(format!("{}: {e}", self.wal.path.display()));
         }
@@ -419,19 +431,10 @@ impl Store {
             self.checkpoint()?;
         }
         if self.wal_rows >= self.opts.seal_rows {
-            self.seal()?;
+            self.rotate()?;
         }
+        self.poll_seals(false)?;
         Ok(out)
-    }
-
-    fn undo(&mut self, undo: &[(u128, u8)]) {
-        for (k, old) in undo.iter().rev() {
-            if *old == 0 {
-                self.seen.remove(k);
-            } else {
-                self.seen.insert(*k, *old);
-            }
-        }
     }
 
     /// Signs a checkpoint of the current tree head, if it grew since the last one.
@@ -458,95 +461,130 @@ impl Store {
         Ok(())
     }
 
-    /// Seals the current WAL file into a segment and starts a new one.
+    /// Seals everything appended so far: the current WAL file is closed and every complete
+    /// WAL file is turned into a segment; returns when they all are.
     pub fn seal(&mut self) -> Result<()> {
+        self.rotate()?;
+        self.poll_seals(true)
+    }
+
+    /// Closes the current WAL file (after a checkpoint covering it) and starts a new one;
+    /// the closed file is sealed in the background.
+    fn rotate(&mut self) -> Result<()> {
         if self.wal_rows == 0 {
             return Ok(());
         }
         self.checkpoint()?;
         let cp_path = self.layout.checkpoints();
         self.checkpoints.sync_data().map_err(io_err(&cp_path))?;
-        let first = self.wal.first;
-        let last = self.frontier.size() - 1;
-        let wal_path = self.wal.path.clone();
-        let path = segment::file_name(&self.layout.segments(), first, last);
-        let mut b = segment::SegmentWriter::create(
-            &path,
-            first,
-            &self.keys.origin,
-            self.opts.row_group_rows,
-        )?;
-        let mut leaf = first;
-        let mut err = None;
-        wal::scan(&wal_path, |flags, payload| {
-            if err.is_some() {
-                return;
-            }
-            let r = match StoredRecord::decode(payload) {
-                Ok(r) => r,
-                Err(e) => {
-                    err = Some(format!("{}: leaf {leaf}: {e}", wal_path.display()));
-                    return;
-                }
-            };
-            let e: Event<'_> = match serde_json::from_str(r.event) {
-                Ok(e) => e,
-                Err(e) => {
-                    err = Some(format!("{}: leaf {leaf}: {e}", wal_path.display()));
-                    return;
-                }
-            };
-            if let Err(e) = b.push(leaf, &r, &e, flags & wal::FIRST != 0) {
-                err = Some(e);
-                return;
-            }
-            leaf += 1;
-        })
-        .map_err(io_err(&wal_path))?;
-        if let Some(e) = err {
-            return Err(e);
-        }
-        if leaf != last + 1 {
-            return Err(format!(
-                "{}: holds leaves {first}..{leaf}, expected up to {last}",
-                wal_path.display()
-            ));
-        }
-        let rows = b.len();
-        let groups = b.finish()?;
-        let (bytes, digest) = segment::file_digest(&path).map_err(io_err(&path))?;
-        let meta = SegmentMeta {
-            file: path.file_name().unwrap().to_string_lossy().into_owned(),
-            first_leaf: first,
-            last_leaf: last,
-            rows,
-            bytes,
-            sha256: hex(&digest),
-            min_time: groups.iter().filter_map(|g| g.min_time).min(),
-            max_time: groups.iter().filter_map(|g| g.max_time).max(),
-            row_groups: groups,
-            frontier_after: self.frontier.hashes().iter().map(|h| hex(h)).collect(),
-        };
-        // A new WAL file first, so appends can go on; then the manifest; then the old file.
-        let new_wal = wal::Writer::create(&self.layout.wal(), last + 1)
-            .map_err(io_err(&self.layout.wal()))?;
-        self.manifest.segments.push(meta);
-        self.manifest.sealed_size = last + 1;
-        self.manifest.sealed_frontier = self.frontier.hashes().iter().map(|h| hex(h)).collect();
-        self.manifest
-            .save(&self.layout.manifest())
-            .map_err(io_err(&self.layout.manifest()))?;
-        self.wal = new_wal;
+        let next = self.frontier.size();
+        let new_wal =
+            wal::Writer::create(&self.layout.wal(), next).map_err(io_err(&self.layout.wal()))?;
+        let old = std::mem::replace(&mut self.wal, new_wal);
+        self.pending.push_back(Pending {
+            first: old.first,
+            last: next - 1,
+            path: old.path.clone(),
+            frontier_after: self.frontier.hashes().to_vec(),
+        });
+        self.dedup.start_wal(next);
         self.wal_rows = 0;
+        Ok(())
+    }
+
+    /// Hands the oldest pending WAL file to the sealing thread and takes in what it finished.
+    /// With `wait`, returns when nothing is pending (or a seal failed); otherwise never
+    /// blocks and never fails: a failure is kept in [`Store::seal_error`] and retried a
+    /// little later (the WAL keeps the data meanwhile).
+    pub fn poll_seals(&mut self, wait: bool) -> Result<()> {
+        loop {
+            if !self.sealer.busy
+                && let Some(p) = self.pending.front()
+                && (wait || self.sealer.retry_at.is_none_or(|t| Instant::now() >= t))
+            {
+                let job = SealJob {
+                    first: p.first,
+                    last: p.last,
+                    wal: p.path.clone(),
+                    segment: segment::file_name(&self.layout.segments(), p.first, p.last),
+                    origin: self.keys.origin.clone(),
+                    group_rows: self.opts.row_group_rows,
+                    frontier_after: p.frontier_after.iter().map(|h| hex(h)).collect(),
+                };
+                if let Err(e) = self.sealer.submit(job) {
+                    self.sealer.error = Some(e.clone());
+                    return if wait { Err(e) } else { Ok(()) };
+                }
+            }
+            if !self.sealer.busy {
+                return Ok(());
+            }
+            let result = match self.sealer.result(wait) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
+                Err(e) => Err(e),
+            };
+            match result.and_then(|meta| self.sealed(meta)) {
+                Ok(()) => {
+                    self.sealer.error = None;
+                    self.sealer.retry_at = None;
+                }
+                Err(e) => {
+                    self.sealer.error = Some(e.clone());
+                    self.sealer.retry_at = Some(Instant::now() + Duration::from_secs(5));
+                    return if wait { Err(e) } else { Ok(()) };
+                }
+            }
+        }
+    }
+
+    /// Why the last seal failed, if the most recent attempt did (the WAL keeps the data).
+    pub fn seal_error(&self) -> Option<&str> {
+        self.sealer.error.as_deref()
+    }
+
+    /// Complete WAL files not yet sealed.
+    pub fn pending_seals(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Rows in the WAL file being appended to.
+    pub fn wal_rows(&self) -> u64 {
+        self.wal_rows
+    }
+
+    /// (hot dedup keys, cold row groups, cold row groups cached, cold row groups read).
+    pub fn dedup_stats(&self) -> (usize, usize, usize, u64) {
+        let (a, b, c) = self.dedup.sizes();
+        (a, b, c, self.dedup.cold_loads)
+    }
+
+    /// The sealing thread finished the oldest pending file: list the segment, then delete
+    /// the WAL file.
+    fn sealed(&mut self, meta: SegmentMeta) -> Result<()> {
+        let p = self.pending.front().expect("a seal was in flight");
+        debug_assert_eq!(meta.first_leaf, p.first);
+        let wal_path = p.path.clone();
+        let last = p.last;
+        let mut m = self.manifest.clone();
+        m.segments.push(meta);
+        m.sealed_size = last + 1;
+        m.sealed_frontier = m.segments.last().unwrap().frontier_after.clone();
+        m.save(&self.layout.manifest())
+            .map_err(io_err(&self.layout.manifest()))?;
+        self.manifest = m;
+        self.pending.pop_front();
+        self.dedup.sealed(&self.manifest.segments);
         fs::remove_file(&wal_path).map_err(io_err(&wal_path))?;
         Ok(())
     }
 
-    /// Signs a final checkpoint and makes the checkpoint log durable.
+    /// Signs a final checkpoint, makes the checkpoint log durable and finishes pending seals.
     pub fn close(mut self) -> Result<()> {
         self.checkpoint()?;
         let p = self.layout.checkpoints();
-        self.checkpoints.sync_data().map_err(io_err(&p))
+        self.checkpoints.sync_data().map_err(io_err(&p))?;
+        self.poll_seals(true)
     }
 
     /// Removes whole segments, oldest first, while they are older than `max_age` (by their
@@ -607,6 +645,7 @@ impl Store {
         f.sync_all().map_err(io_err(&p))?;
         self.manifest.segments.drain(..n);
         self.manifest.pruned_size = prefix;
+        self.dedup.retained(prefix);
         self.manifest
             .save(&self.layout.manifest())
             .map_err(io_err(&self.layout.manifest()))?;
@@ -618,44 +657,21 @@ impl Store {
     }
 }
 
-fn load_seen_from_segments(
-    layout: &Layout,
-    manifest: &Manifest,
-    seen: &mut HashMap<u128, u8>,
-) -> Result<()> {
-    let dir = layout.segments();
-    for s in &manifest.segments {
-        let path = dir.join(&s.file);
-        segment::read(&path, &["cluster", "audit_id", "stage"], None, |b| {
-            use arrow_array::StringArray;
-            let c = segment::col::<StringArray>(&b, "cluster")?;
-            let a = segment::col::<StringArray>(&b, "audit_id")?;
-            let st = segment::col::<StringArray>(&b, "stage")?;
-            for i in 0..b.num_rows() {
-                if a.value(i).is_empty() {
-                    continue;
-                }
-                let stage = st.value(i).parse::<Stage>().ok();
-                *seen.entry(request_key(c.value(i), a.value(i))).or_default() |= stage_bit(stage);
-            }
-            Ok(())
-        })?;
-    }
-    Ok(())
-}
-
-fn note_seen(seen: &mut HashMap<u128, u8>, cluster: &str, event: &str) {
+fn note_seen(dedup: &mut Dedup, cluster: &str, event: &str) {
     #[derive(serde::Deserialize)]
     struct Key<'a> {
         #[serde(rename = "auditID", borrow, default)]
         audit_id: std::borrow::Cow<'a, str>,
         #[serde(default)]
         stage: Option<Stage>,
+        #[serde(rename = "requestReceivedTimestamp", default)]
+        time: Option<kaudit_model::MicroTime>,
     }
     if let Ok(k) = serde_json::from_str::<Key<'_>>(event)
         && !k.audit_id.is_empty()
     {
-        *seen.entry(request_key(cluster, &k.audit_id)).or_default() |= stage_bit(k.stage);
+        let key = dedup.key(cluster, &k.audit_id, k.time.map(|t| t.micros()));
+        dedup.note(key, stage_bit(k.stage));
     }
 }
 
@@ -663,4 +679,151 @@ fn note_seen(seen: &mut HashMap<u128, u8>, cluster: &str, event: &str) {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct CheckpointLine {
     pub note: String,
+}
+
+/// A complete WAL file waiting to be sealed.
+struct Pending {
+    first: u64,
+    last: u64,
+    path: PathBuf,
+    /// The tree's right edge after its last leaf.
+    frontier_after: Vec<[u8; 32]>,
+}
+
+/// What the sealing thread is asked to do.
+struct SealJob {
+    first: u64,
+    last: u64,
+    wal: PathBuf,
+    segment: PathBuf,
+    origin: String,
+    group_rows: usize,
+    frontier_after: Vec<String>,
+}
+
+/// The sealing thread: one WAL file at a time, in order, while appends go on.
+struct Sealer {
+    jobs: Option<mpsc::Sender<SealJob>>,
+    results: mpsc::Receiver<Result<SegmentMeta>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    busy: bool,
+    error: Option<String>,
+    retry_at: Option<Instant>,
+}
+
+impl Sealer {
+    fn start() -> Sealer {
+        let (jobs, rx) = mpsc::channel::<SealJob>();
+        let (tx, results) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("kaudit-seal".into())
+            .spawn(move || {
+                for job in rx {
+                    if tx.send(seal_file(&job)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the sealing thread");
+        Sealer {
+            jobs: Some(jobs),
+            results,
+            thread: Some(thread),
+            busy: false,
+            error: None,
+            retry_at: None,
+        }
+    }
+
+    fn submit(&mut self, job: SealJob) -> Result<()> {
+        self.jobs
+            .as_ref()
+            .and_then(|j| j.send(job).ok())
+            .ok_or("the sealing thread has stopped")?;
+        self.busy = true;
+        Ok(())
+    }
+
+    fn result(&mut self, wait: bool) -> Result<Option<Result<SegmentMeta>>> {
+        let r = if wait {
+            self.results.recv().map_err(|_| "the sealing thread has stopped".to_string())
+        } else {
+            match self.results.try_recv() {
+                Ok(r) => Ok(r),
+                Err(mpsc::TryRecvError::Empty) => return Ok(None),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    Err("the sealing thread has stopped".to_string())
+                }
+            }
+        };
+        self.busy = false;
+        r.map(Some)
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes the segment of one complete WAL file (on the sealing thread). A failure leaves no
+/// segment file (the writer removes its temporary file).
+fn seal_file(job: &SealJob) -> Result<SegmentMeta> {
+    let (first, last, wal_path, path) = (job.first, job.last, &job.wal, &job.segment);
+    let mut b = segment::SegmentWriter::create(path, first, &job.origin, job.group_rows)?;
+    let mut leaf = first;
+    let mut err = None;
+    wal::scan(wal_path, |flags, payload| {
+        if err.is_some() {
+            return;
+        }
+        let r = match StoredRecord::decode(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                err = Some(format!("{}: leaf {leaf}: {e}", wal_path.display()));
+                return;
+            }
+        };
+        let e: Event<'_> = match serde_json::from_str(r.event) {
+            Ok(e) => e,
+            Err(e) => {
+                err = Some(format!("{}: leaf {leaf}: {e}", wal_path.display()));
+                return;
+            }
+        };
+        if let Err(e) = b.push(leaf, &r, &e, flags & wal::FIRST != 0) {
+            err = Some(e);
+            return;
+        }
+        leaf += 1;
+    })
+    .map_err(io_err(wal_path))?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if leaf != last + 1 {
+        return Err(format!(
+            "{}: holds leaves {first}..{leaf}, expected up to {last}",
+            wal_path.display()
+        ));
+    }
+    let rows = b.len();
+    let groups = b.finish()?;
+    let (bytes, digest) = segment::file_digest(path).map_err(io_err(path))?;
+    Ok(SegmentMeta {
+        file: path.file_name().unwrap().to_string_lossy().into_owned(),
+        first_leaf: first,
+        last_leaf: last,
+        rows,
+        bytes,
+        sha256: hex(&digest),
+        min_time: groups.iter().filter_map(|g| g.min_time).min(),
+        max_time: groups.iter().filter_map(|g| g.max_time).max(),
+        row_groups: groups,
+        frontier_after: job.frontier_after.clone(),
+    })
 }

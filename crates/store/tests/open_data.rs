@@ -34,6 +34,7 @@ fn duckdb_reads_the_segments() {
             seal_rows: 1000,
             checkpoint_every: Duration::from_secs(1),
             row_group_rows: 400,
+            dedup_hot_rows: 1_000_000,
         },
     )
     .unwrap();

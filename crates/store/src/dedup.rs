@@ -1,0 +1,311 @@
+//! The deduplication index: which stages of which (cluster, auditID) are stored.
+//!
+//! Memory is bounded, the answer exact:
+//! - **hot**: one exact map per WAL file and per recently sealed segment, up to a row budget
+//!   (`Options::dedup_hot_rows`). Everything not yet sealed is always hot.
+//! - **cold**: older sealed row groups. All stages of a request share its
+//!   `requestReceivedTimestamp`, and every row group records the minutes its request times
+//!   fall in (`RowGroupTerms::minutes`). So a lookup consults only the cold row groups that
+//!   hold its minute, loading their keys from the segment on demand into a small LRU cache.
+//!   Live traffic (request times near now) rarely touches cold data; long-running requests
+//!   (watches, exec) completing late and re-imported old files do, at one row-group read per
+//!   cache miss.
+//!
+//! Nothing here is evidence or persisted: it is rebuilt from the WAL and segments on open.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, StringArray, TimestampMicrosecondArray};
+use kaudit_model::Stage;
+
+use crate::manifest::SegmentMeta;
+use crate::segment::{self, RowGroupTerms};
+
+type Map = HashMap<u64, u8, foldhash::fast::FixedState>;
+
+/// Row groups' keys held in the cold cache at most.
+const COLD_CACHE: usize = 16;
+
+/// The bit of a stage in a request's stage set.
+pub fn stage_bit(s: Option<Stage>) -> u8 {
+    match s {
+        Some(Stage::RequestReceived) => 1,
+        Some(Stage::ResponseStarted) => 2,
+        Some(Stage::ResponseComplete) => 4,
+        Some(Stage::Panic) => 8,
+        None => 16,
+    }
+}
+
+/// The minute (since the epoch) of a request time, the unit cold row groups are found by.
+pub fn minute(t: i64) -> i64 {
+    t.div_euclid(60_000_000)
+}
+
+/// Whether a row group can hold requests received at `time` (`None`: no request time).
+pub fn group_may_hold(g: &RowGroupTerms, time: Option<i64>) -> bool {
+    match time {
+        None => g.untimed || g.min_time.is_none(),
+        Some(t) => match &g.minutes {
+            Some(ranges) => {
+                let m = minute(t);
+                ranges.iter().any(|&(a, b)| a <= m && m <= b)
+            }
+            None => g.min_time.is_some_and(|lo| lo <= t) && g.max_time.is_some_and(|hi| t <= hi),
+        },
+    }
+}
+
+struct Gen {
+    /// First leaf of the WAL file or segment.
+    first_leaf: u64,
+    rows: u64,
+    map: Map,
+}
+
+struct ColdGroup {
+    file: PathBuf,
+    first_leaf: u64,
+    rg: usize,
+    terms: RowGroupTerms,
+}
+
+/// See the module documentation.
+pub struct Dedup {
+    key_hasher: foldhash::quality::FixedState,
+    /// Oldest first; the last is the WAL file being appended to.
+    hot: VecDeque<Gen>,
+    /// Of `hot`, how many (from the back) are not yet sealed.
+    unsealed: usize,
+    hot_budget: u64,
+    cold: Vec<ColdGroup>,
+    /// (index into `cold` by first leaf and row group, its keys), most recently used last.
+    cache: VecDeque<((u64, usize), Map)>,
+    /// Cold row groups read so far (for metrics and tests).
+    pub cold_loads: u64,
+}
+
+impl Dedup {
+    pub fn new(hot_budget: u64) -> Dedup {
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        Dedup {
+            key_hasher: foldhash::quality::FixedState::with_seed(u64::from_le_bytes(seed)),
+            hot: VecDeque::new(),
+            unsealed: 0,
+            hot_budget,
+            cold: Vec::new(),
+            cache: VecDeque::new(),
+            cold_loads: 0,
+        }
+    }
+
+    /// The key of a request: its cluster, audit ID and request time. A request's stages
+    /// all carry the same `requestReceivedTimestamp`; clients can set the audit ID (the
+    /// `Audit-ID` header), so two requests may share one, but not also the microsecond.
+    pub fn key(&self, cluster: &str, audit_id: &str, time: Option<i64>) -> u64 {
+        let mut h = self.key_hasher.build_hasher();
+        h.write(cluster.as_bytes());
+        h.write_u8(0xff);
+        h.write(audit_id.as_bytes());
+        h.write_i64(time.unwrap_or(i64::MIN));
+        h.finish()
+    }
+
+    /// Starts the map of a new WAL file (appends go to it from now on).
+    pub fn start_wal(&mut self, first_leaf: u64) {
+        self.hot.push_back(Gen {
+            first_leaf,
+            rows: 0,
+            map: Map::default(),
+        });
+        self.unsealed += 1;
+    }
+
+    /// Records a stored row in the current WAL file's map.
+    pub fn note(&mut self, key: u64, bit: u8) {
+        let g = self.hot.back_mut().expect("a WAL map is started on open");
+        *g.map.entry(key).or_default() |= bit;
+        g.rows += 1;
+    }
+
+    /// Takes back rows noted by a failed append: `(key, bits before)`, in noting order.
+    pub fn undo(&mut self, undo: &[(u64, u8)]) {
+        let g = self.hot.back_mut().expect("a WAL map is started on open");
+        for (k, old) in undo.iter().rev() {
+            if *old == 0 {
+                g.map.remove(k);
+            } else {
+                g.map.insert(*k, *old);
+            }
+            g.rows -= 1;
+        }
+    }
+
+    /// The stage bits stored for `key` in the current WAL file only (for undo).
+    pub fn current(&self, key: u64) -> u8 {
+        self.hot
+            .back()
+            .and_then(|g| g.map.get(&key).copied())
+            .unwrap_or(0)
+    }
+
+    /// Every stage bit stored for a request received at `time`, as far as needed to decide
+    /// about `bit`: stops early once `bit` is found.
+    pub fn lookup(
+        &mut self,
+        key: u64,
+        time: Option<i64>,
+        bit: u8,
+        segments: &Path,
+    ) -> Result<u8, String> {
+        let mut bits = 0;
+        for g in self.hot.iter().rev() {
+            if let Some(b) = g.map.get(&key) {
+                bits |= *b;
+                if bits & bit != 0 {
+                    return Ok(bits);
+                }
+            }
+        }
+        for i in 0..self.cold.len() {
+            if !group_may_hold(&self.cold[i].terms, time) {
+                continue;
+            }
+            let id = (self.cold[i].first_leaf, self.cold[i].rg);
+            let pos = match self.cache.iter().position(|(k, _)| *k == id) {
+                Some(p) => p,
+                None => {
+                    let map = self.load(&self.cold[i], segments)?;
+                    self.cold_loads += 1;
+                    if self.cache.len() >= COLD_CACHE {
+                        self.cache.pop_front();
+                    }
+                    self.cache.push_back((id, map));
+                    self.cache.len() - 1
+                }
+            };
+            let entry = self.cache.remove(pos).unwrap();
+            bits |= entry.1.get(&key).copied().unwrap_or(0);
+            self.cache.push_back(entry);
+            if bits & bit != 0 {
+                return Ok(bits);
+            }
+        }
+        Ok(bits)
+    }
+
+    fn load(&self, g: &ColdGroup, segments: &Path) -> Result<Map, String> {
+        let r = segment::Reader::open(&segments.join(&g.file))?;
+        let mut map = Map::default();
+        self.read_keys(&r, g.rg, &mut map)?;
+        Ok(map)
+    }
+
+    /// Adds the keys of row group `rg` to `map`.
+    fn read_keys(&self, r: &segment::Reader, rg: usize, map: &mut Map) -> Result<(), String> {
+        let b = r.read(rg, &["cluster", "audit_id", "stage", "time"], None)?;
+        let dict = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+                .ok_or_else(|| format!("{name} column missing"))
+        };
+        let cluster = dict("cluster")?;
+        let cluster_values = cluster.values().as_string::<i32>();
+        let stage = dict("stage")?;
+        let stage_values = stage.values().as_string::<i32>();
+        let ids = segment::col::<StringArray>(&b, "audit_id")?;
+        let time = segment::col::<TimestampMicrosecondArray>(&b, "time")?;
+        for i in 0..b.num_rows() {
+            let id = ids.value(i);
+            if id.is_empty() {
+                continue;
+            }
+            let c = cluster_values.value(cluster.keys().value(i) as usize);
+            let s = stage_values
+                .value(stage.keys().value(i) as usize)
+                .parse()
+                .ok();
+            let t = time.is_valid(i).then(|| time.value(i));
+            *map.entry(self.key(c, id, t)).or_default() |= stage_bit(s);
+        }
+        Ok(())
+    }
+
+    fn make_cold(&mut self, seg: &SegmentMeta) {
+        for (rg, terms) in seg.row_groups.iter().enumerate() {
+            self.cold.push(ColdGroup {
+                file: PathBuf::from(&seg.file),
+                first_leaf: seg.first_leaf,
+                rg,
+                terms: terms.clone(),
+            });
+        }
+    }
+
+    /// The oldest unsealed WAL file was sealed into `seg` (now last in `segments`): its map
+    /// stays hot as that segment's, and the oldest sealed maps beyond the budget turn cold.
+    pub fn sealed(&mut self, segments: &[SegmentMeta]) {
+        self.unsealed -= 1;
+        let mut sealed = self.hot.len() - self.unsealed;
+        let mut hot_rows: u64 = self.hot.iter().take(sealed).map(|g| g.rows).sum();
+        while hot_rows > self.hot_budget && sealed > 0 {
+            let g = self.hot.pop_front().unwrap();
+            sealed -= 1;
+            hot_rows -= g.rows;
+            if let Some(seg) = segments.iter().find(|s| s.first_leaf == g.first_leaf) {
+                self.make_cold(seg);
+            }
+        }
+    }
+
+    /// Before the WAL is read on open: the sealed segments, newest hot while the budget
+    /// allows, the rest cold.
+    pub fn open_segments(&mut self, dir: &Path, segments: &[SegmentMeta]) -> Result<(), String> {
+        let mut hot_rows = 0;
+        let mut cold_until = 0;
+        for (i, seg) in segments.iter().enumerate().rev() {
+            if hot_rows + seg.rows > self.hot_budget {
+                cold_until = i + 1;
+                break;
+            }
+            hot_rows += seg.rows;
+            let r = segment::Reader::open(&dir.join(&seg.file))?;
+            let mut map = Map::default();
+            for rg in 0..r.row_groups() {
+                self.read_keys(&r, rg, &mut map)?;
+            }
+            self.hot.push_front(Gen {
+                first_leaf: seg.first_leaf,
+                rows: seg.rows,
+                map,
+            });
+        }
+        for seg in &segments[..cold_until] {
+            self.make_cold(seg);
+        }
+        Ok(())
+    }
+
+    /// Retention removed every segment below leaf `prefix`.
+    pub fn retained(&mut self, prefix: u64) {
+        self.cold.retain(|g| g.first_leaf >= prefix);
+        self.cache.retain(|((first, _), _)| *first >= prefix);
+        while self.hot.len() > self.unsealed && self.hot[0].first_leaf < prefix {
+            self.hot.pop_front();
+        }
+    }
+
+    /// (hot keys, cold row groups, cached cold row groups).
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (
+            self.hot.iter().map(|g| g.map.len()).sum(),
+            self.cold.len(),
+            self.cache.len(),
+        )
+    }
+}
