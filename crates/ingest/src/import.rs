@@ -6,10 +6,11 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use kaudit_model::Stage;
 use kaudit_model::cloud::{self, Format};
 use kaudit_model::decode::{self, DecodeError, ErrorKind, Record};
-use kaudit_store::{Incoming, Store, now_micros};
+use kaudit_store::{Store, now_micros};
+
+use crate::batch::Batch;
 
 /// Events per store append (one fsync each).
 pub const BATCH: usize = 8192;
@@ -50,49 +51,16 @@ pub struct Progress {
     pub events: u64,
 }
 
-struct Batch {
-    arena: String,
-    items: Vec<(usize, usize, usize, usize, Option<Stage>, Option<i64>)>,
-}
-
-impl Batch {
-    fn push(&mut self, raw: &str, audit_id: &str, stage: Option<Stage>, time: Option<i64>) {
-        let a = self.arena.len();
-        self.arena.push_str(raw);
-        let b = self.arena.len();
-        self.arena.push_str(audit_id);
-        self.items.push((a, b, b, self.arena.len(), stage, time));
+fn flush(batch: &mut Batch, store: &mut Store, f: &mut FileSummary) -> Result<(), String> {
+    if batch.is_empty() {
+        return Ok(());
     }
-
-    fn flush(
-        &mut self,
-        store: &mut Store,
-        cluster: &str,
-        f: &mut FileSummary,
-    ) -> Result<(), String> {
-        if self.items.is_empty() {
-            return Ok(());
-        }
-        let now = now_micros();
-        let inc: Vec<Incoming<'_>> = self
-            .items
-            .iter()
-            .map(|&(a, b, c, d, stage, time)| Incoming {
-                received: now,
-                cluster,
-                raw: &self.arena[a..b],
-                audit_id: &self.arena[c..d],
-                stage,
-                time,
-            })
-            .collect();
-        let r = store.append(&inc)?;
-        f.stored += r.stored;
-        f.duplicates += r.duplicates;
-        self.arena.clear();
-        self.items.clear();
-        Ok(())
-    }
+    batch.received = now_micros();
+    let r = store.append(&batch.incoming())?;
+    f.stored += r.stored;
+    f.duplicates += r.duplicates;
+    batch.clear();
+    Ok(())
 }
 
 /// Counts bytes read from the file on disk (before decompression), for progress.
@@ -176,24 +144,16 @@ fn import_file(
         path: path.to_path_buf(),
         ..Default::default()
     };
-    let mut batch = Batch {
-        arena: String::with_capacity(16 << 20),
-        items: Vec::with_capacity(BATCH),
-    };
+    let mut batch = Batch::new(&opts.cluster, 0);
     let mut failed: Option<String> = None;
     let base = *done;
     let mut cb = |item: Result<Record<'_>, DecodeError>| {
         match item {
             Ok(rec) => {
                 fs.events += 1;
-                batch.push(
-                    rec.raw,
-                    rec.event.audit_id.as_str(),
-                    rec.event.stage,
-                    rec.event.request_received_timestamp.map(|t| t.micros()),
-                );
-                if batch.items.len() >= BATCH {
-                    if let Err(e) = batch.flush(store, &opts.cluster, &mut fs) {
+                batch.push(rec.raw, &rec.event);
+                if batch.len() >= BATCH {
+                    if let Err(e) = flush(&mut batch, store, &mut fs) {
                         failed = Some(e);
                         return ControlFlow::Break(());
                     }
@@ -226,7 +186,7 @@ fn import_file(
     if let Some(e) = failed {
         return Err(e);
     }
-    batch.flush(store, &opts.cluster, &mut fs)?;
+    flush(&mut batch, store, &mut fs)?;
     fs.bytes = stats.bytes;
     done.bytes += counter.get();
     done.events += fs.events;

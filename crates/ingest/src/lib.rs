@@ -5,5 +5,8 @@
 //! appends in batches (one fsync each). Every skipped record is reported with its file and
 //! line. The webhook receiver and the tailer (issue 4) will write through the same store API.
 
+pub mod batch;
 pub mod import;
+pub mod webhook;
 pub mod rotation;
+pub mod tail;

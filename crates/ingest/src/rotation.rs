@@ -116,3 +116,44 @@ mod tests {
         );
     }
 }
+
+/// The backups of the live file `live` (`audit-<time>.log`, plain or gzipped), oldest first.
+/// When a backup exists both plain and gzipped (lumberjack is compressing it), the plain one
+/// is listed: the `.gz` may still be partial.
+pub fn backups(live: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let Some((set, None)) = key(live) else {
+        return Ok(Vec::new());
+    };
+    let dir = match live.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(&dir)? {
+        let p = e?.path();
+        let p = if live.parent().is_some_and(|d| d.as_os_str().is_empty()) {
+            PathBuf::from(p.file_name().unwrap_or_default())
+        } else {
+            p
+        };
+        if let Some((s, Some(t))) = key(&p)
+            && s == set
+        {
+            found.push((t, p));
+        }
+    }
+    found.sort();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for (i, (t, p)) in found.iter().enumerate() {
+        let gz = p.extension().is_some_and(|x| x == "gz");
+        let twin = found
+            .iter()
+            .enumerate()
+            .any(|(j, (u, q))| j != i && u == t && q.extension().is_some_and(|x| x == "gz") != gz);
+        if gz && twin {
+            continue;
+        }
+        out.push(p.clone());
+    }
+    Ok(out)
+}

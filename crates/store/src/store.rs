@@ -127,6 +127,7 @@ pub struct Store {
     /// Complete WAL files waiting to be sealed, oldest first (the first may be in the works).
     pending: VecDeque<Pending>,
     sealer: Sealer,
+    housekeeping_error: Option<String>,
     checkpoints: File,
     last_checkpoint: (u64, Instant),
     scratch: Vec<u8>,
@@ -307,6 +308,7 @@ impl Store {
             dedup,
             pending,
             sealer: Sealer::start(),
+            housekeeping_error: None,
             checkpoints,
             last_checkpoint: (0, Instant::now()),
             scratch: Vec::new(),
@@ -359,82 +361,119 @@ impl Store {
     }
 
     /// Stores a batch durably: one write and one fsync for the whole batch. Events already
-    /// stored (same cluster, auditID and stage) are skipped. On error nothing of the batch is
-    /// kept.
+    /// stored (same cluster, auditID, request time and stage) are skipped. On error nothing
+    /// of the batch is kept.
     pub fn append(&mut self, batch: &[Incoming<'_>]) -> Result<Appended> {
+        self.append_group(&[batch]).pop().expect("one result per batch")
+    }
+
+    /// Stores several batches with one write and one fsync (group commit), in order. Each
+    /// batch gets its own result: one refused (an over-long cluster name or event) keeps
+    /// nothing of itself and does not affect the others; a failed write fails them all,
+    /// keeping nothing. Events repeated across the batches are stored once.
+    pub fn append_group(&mut self, batches: &[&[Incoming<'_>]]) -> Vec<Result<Appended>> {
         let mut frames = std::mem::take(&mut self.scratch);
         frames.clear();
-        let mut out = Appended::default();
-        let mut leaves = Vec::with_capacity(batch.len());
+        let mut results = Vec::with_capacity(batches.len());
+        let mut leaves = Vec::new();
         let mut rec = Vec::new();
         let mut undo: Vec<(u64, u8)> = Vec::new();
         let segments = self.layout.segments();
-        for inc in batch {
-            if inc.cluster.len() > MAX_CLUSTER {
-                self.dedup.undo(&undo);
-                return Err(format!("cluster name longer than {MAX_CLUSTER} bytes"));
-            }
-            let audit_id = inc.audit_id;
-            let mut flags = wal::FIRST;
-            if !audit_id.is_empty() {
-                let key = self.dedup.key(inc.cluster, audit_id, inc.time);
-                let bit = stage_bit(inc.stage);
-                let bits = match self.dedup.lookup(key, inc.time, bit, &segments) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.dedup.undo(&undo);
-                        return Err(format!("reading stored keys to deduplicate: {e}"));
+        for batch in batches {
+            let marks = (frames.len(), leaves.len(), undo.len());
+            let mut out = Appended::default();
+            let mut failed = None;
+            for inc in batch.iter() {
+                if inc.cluster.len() > MAX_CLUSTER {
+                    failed = Some(format!("cluster name longer than {MAX_CLUSTER} bytes"));
+                    break;
+                }
+                let audit_id = inc.audit_id;
+                let mut flags = wal::FIRST;
+                if !audit_id.is_empty() {
+                    let key = self.dedup.key(inc.cluster, audit_id, inc.time);
+                    let bit = stage_bit(inc.stage);
+                    let bits = match self.dedup.lookup(key, inc.time, bit, &segments) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            failed = Some(format!("reading stored keys to deduplicate: {e}"));
+                            break;
+                        }
+                    };
+                    if bits & bit != 0 {
+                        out.duplicates += 1;
+                        continue;
                     }
-                };
-                if bits & bit != 0 {
-                    out.duplicates += 1;
-                    continue;
+                    if bits != 0 {
+                        flags = 0;
+                    }
+                    undo.push((key, self.dedup.current(key)));
+                    self.dedup.note(key, bit);
                 }
-                if bits != 0 {
-                    flags = 0;
+                rec.clear();
+                StoredRecord {
+                    received: inc.received,
+                    cluster: inc.cluster,
+                    event: inc.raw,
                 }
-                undo.push((key, self.dedup.current(key)));
-                self.dedup.note(key, bit);
+                .encode(&mut rec);
+                if rec.len() > wal::MAX_RECORD {
+                    failed = Some(format!(
+                        "event {audit_id:?} is {} bytes, above the {} byte limit",
+                        rec.len(),
+                        wal::MAX_RECORD
+                    ));
+                    break;
+                }
+                leaves.push(leaf_hash(&rec));
+                wal::frame(flags, &rec, &mut frames);
+                out.stored += 1;
             }
-            rec.clear();
-            StoredRecord {
-                received: inc.received,
-                cluster: inc.cluster,
-                event: inc.raw,
+            match failed {
+                None => results.push(Ok(out)),
+                Some(e) => {
+                    frames.truncate(marks.0);
+                    leaves.truncate(marks.1);
+                    self.dedup.undo(&undo[marks.2..]);
+                    undo.truncate(marks.2);
+                    results.push(Err(e));
+                }
             }
-            .encode(&mut rec);
-            if rec.len() > wal::MAX_RECORD {
-                self.dedup.undo(&undo);
-                return Err(format!(
-                    "event {audit_id:?} is {} bytes, above the {} byte limit",
-                    rec.len(),
-                    wal::MAX_RECORD
-                ));
-            }
-            leaves.push(leaf_hash(&rec));
-            wal::frame(flags, &rec, &mut frames);
-            out.stored += 1;
         }
-        if out.stored > 0
+        if !leaves.is_empty()
             && let Err(e) = self.wal.append_durable(&frames)
         {
             self.dedup.undo(&undo);
             self.scratch = frames;
-            return Err(format!("{}: {e}", self.wal.path.display()));
+            let e = format!("{}: {e}", self.wal.path.display());
+            return results
+                .into_iter()
+                .map(|r| r.and_then(|_| Err(e.clone())))
+                .collect();
         }
         self.scratch = frames;
+        self.wal_rows += leaves.len() as u64;
         for l in leaves {
             self.frontier.push(l);
         }
-        self.wal_rows += out.stored;
+        // What follows is housekeeping: the batches are durable whatever happens to it, so a
+        // failure is kept (see `housekeeping_error`), not returned.
+        let mut housekeeping = Ok(());
         if self.last_checkpoint.1.elapsed() >= self.opts.checkpoint_every {
-            self.checkpoint()?;
+            housekeeping = self.checkpoint();
         }
-        if self.wal_rows >= self.opts.seal_rows {
-            self.rotate()?;
+        if housekeeping.is_ok() && self.wal_rows >= self.opts.seal_rows {
+            housekeeping = self.rotate();
         }
-        self.poll_seals(false)?;
-        Ok(out)
+        self.housekeeping_error = housekeeping.err();
+        let _ = self.poll_seals(false);
+        results
+    }
+
+    /// Why the last checkpoint or WAL rotation after an append failed, if it did (the
+    /// appended events are durable regardless; it is tried again on the next append).
+    pub fn housekeeping_error(&self) -> Option<&str> {
+        self.housekeeping_error.as_deref()
     }
 
     /// Signs a checkpoint of the current tree head, if it grew since the last one.

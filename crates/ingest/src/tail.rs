@@ -1,0 +1,478 @@
+//! Following a live `audit.log` through rotation, copy-truncate and restarts.
+//!
+//! kube-apiserver writes whole lines, one `write` per event, to its log; lumberjack rotates by
+//! renaming the file to `<name>-<UTC time><ext>` and creating a new one, and may gzip the
+//! backup later; logrotate's `copytruncate` copies the file and truncates it in place.
+//!
+//! The tailer keeps the file it reads open, so a renamed (or deleted, or gzipped) file is read
+//! to its end before the new one is started. Its position, `(inode, offset, fingerprint of
+//! the file's first bytes)`, is written after every batch the sink made durable. On restart
+//! it finds the file again: the live file if it is the same one, else the backup with that
+//! inode, else the backup (plain or gzipped) that begins with the same bytes; reads the rest
+//! of it and every newer backup, then the live file. A crash between a durable append and the
+//! position write re-reads at most that batch, and the store's deduplication drops it, so
+//! every line is stored once.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use kaudit_model::decode::{self, ErrorKind};
+use kaudit_store::{Appended, now_micros};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::batch::Batch;
+use crate::rotation;
+
+/// Where durable batches go (the server's group-committing writer).
+pub trait Sink: Send + Sync {
+    /// Returns once the batch is durable.
+    fn append(&self, batch: &Batch) -> Result<Appended, String>;
+}
+
+/// Bytes fingerprinted at the start of a file.
+const FINGERPRINT: usize = 1024;
+
+/// What to follow.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub cluster: String,
+    /// How often to look for new lines when there are none.
+    pub poll: Duration,
+}
+
+/// Counters a tailer keeps (shared with the server's metrics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub lines: AtomicU64,
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub malformed: AtomicU64,
+    /// Bytes of the file being read not yet read.
+    pub lag_bytes: AtomicU64,
+    pub rotations: AtomicU64,
+    pub truncations: AtomicU64,
+}
+
+/// The committed position.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Position {
+    pub path: PathBuf,
+    pub inode: u64,
+    pub offset: u64,
+    /// SHA-256 (hex) of the file's first `fingerprint_len` bytes.
+    pub fingerprint: String,
+    pub fingerprint_len: u64,
+}
+
+/// The file being read.
+struct Current {
+    file: File,
+    /// A backup (finished: read to its end, then move on) or the live file.
+    backup: bool,
+    inode: u64,
+    offset: u64,
+    fingerprint: String,
+    fingerprint_len: u64,
+    /// A gzipped backup is read through a decoder (and never resumed mid-way from disk).
+    gz: Option<Box<dyn Read + Send>>,
+}
+
+/// A tailer; [`Tailer::run`] follows until told to stop.
+pub struct Tailer {
+    cfg: Config,
+    state: PathBuf,
+    pub stats: Arc<Stats>,
+    /// Reported problems (gaps, malformed lines), for the server log.
+    log: Box<dyn Fn(&str) + Send>,
+}
+
+fn digest(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// The fingerprint of what `r` begins with (up to [`FINGERPRINT`] bytes).
+fn head(r: &mut impl Read) -> io::Result<(String, u64)> {
+    let mut buf = Vec::with_capacity(FINGERPRINT);
+    r.take(FINGERPRINT as u64).read_to_end(&mut buf)?;
+    Ok((digest(&buf), buf.len() as u64))
+}
+
+/// Whether the file at `p` begins with the bytes fingerprinted in `pos`.
+fn begins_like(p: &Path, pos: &Position) -> bool {
+    let Ok(f) = File::open(p) else { return false };
+    let mut r: Box<dyn Read> = if p.extension().is_some_and(|x| x == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
+    } else {
+        Box::new(f)
+    };
+    let mut buf = Vec::new();
+    if (&mut r)
+        .take(pos.fingerprint_len)
+        .read_to_end(&mut buf)
+        .is_err()
+    {
+        return false;
+    }
+    buf.len() as u64 == pos.fingerprint_len && digest(&buf) == pos.fingerprint
+}
+
+/// Files beside `live` that may hold its earlier lines: lumberjack's backups, oldest first,
+/// then other files whose names start with its name (logrotate's `audit.log.1`,
+/// `audit.log-20260301`, `.gz` or not).
+fn candidates(live: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = rotation::backups(live)?;
+    let Some(name) = live.file_name().and_then(|n| n.to_str()) else {
+        return Ok(out);
+    };
+    let dir = live.parent().filter(|d| !d.as_os_str().is_empty());
+    for e in fs::read_dir(dir.unwrap_or(Path::new(".")))? {
+        let e = e?;
+        let n = e.file_name();
+        let Some(n) = n.to_str() else { continue };
+        if n != name && n.starts_with(name) && !n.ends_with(".tmp") {
+            let p = match dir {
+                Some(d) => d.join(n),
+                None => PathBuf::from(n),
+            };
+            if !out.contains(&p) && e.file_type().is_ok_and(|t| t.is_file()) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Tailer {
+    /// A tailer for `cfg`, keeping its position in `state_dir`.
+    pub fn new(cfg: Config, state_dir: &Path, log: Box<dyn Fn(&str) + Send>) -> Tailer {
+        let name: String = cfg
+            .path
+            .display()
+            .to_string()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Tailer {
+            state: state_dir.join(format!("{name}.json")),
+            cfg,
+            stats: Arc::new(Stats::default()),
+            log,
+        }
+    }
+
+    /// The committed position, if any.
+    pub fn position(&self) -> Option<Position> {
+        let text = fs::read_to_string(&self.state).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn commit(&self, cur: &Current) -> io::Result<()> {
+        let pos = Position {
+            path: self.cfg.path.clone(),
+            inode: cur.inode,
+            offset: cur.offset,
+            fingerprint: cur.fingerprint.clone(),
+            fingerprint_len: cur.fingerprint_len,
+        };
+        if let Some(d) = self.state.parent() {
+            fs::create_dir_all(d)?;
+        }
+        let tmp = self.state.with_extension("json.tmp");
+        {
+            use std::io::Write;
+            let mut f = File::create(&tmp)?;
+            f.write_all(serde_json::to_string(&pos).unwrap().as_bytes())?;
+            f.sync_data()?;
+        }
+        fs::rename(&tmp, &self.state)
+    }
+
+    fn open(&self, p: &Path, backup: bool, offset: u64) -> io::Result<Current> {
+        let mut file = File::open(p)?;
+        let inode = file.metadata()?.ino();
+        let gz = p.extension().is_some_and(|x| x == "gz");
+        let (fingerprint, fingerprint_len) = if gz {
+            head(&mut flate2::read::MultiGzDecoder::new(BufReader::new(
+                File::open(p)?,
+            )))?
+        } else {
+            head(&mut file)?
+        };
+        let mut cur = Current {
+            file,
+            backup,
+            inode,
+            offset: 0,
+            fingerprint,
+            fingerprint_len,
+            gz: None,
+        };
+        if gz {
+            let mut d: Box<dyn Read + Send> = Box::new(flate2::read::MultiGzDecoder::new(
+                BufReader::new(File::open(p)?),
+            ));
+            io::copy(&mut (&mut d).take(offset), &mut io::sink())?;
+            cur.gz = Some(d);
+        } else {
+            cur.file.seek(SeekFrom::Start(offset))?;
+        }
+        cur.offset = offset;
+        Ok(cur)
+    }
+
+    /// Where to start: the files to read, in order, the first from an offset.
+    fn resume(&self) -> io::Result<(Vec<PathBuf>, u64)> {
+        let live = &self.cfg.path;
+        let Some(pos) = self.position() else {
+            return Ok((vec![live.clone()], 0));
+        };
+        if let Ok(m) = fs::metadata(live)
+            && m.ino() == pos.inode
+            && begins_like(live, &pos)
+        {
+            if m.len() >= pos.offset {
+                return Ok((vec![live.clone()], pos.offset));
+            }
+        }
+        let backups = candidates(live)?;
+        let found = backups
+            .iter()
+            .position(|b| {
+                !b.extension().is_some_and(|x| x == "gz")
+                    && fs::metadata(b).is_ok_and(|m| m.ino() == pos.inode)
+            })
+            .or_else(|| backups.iter().position(|b| begins_like(b, &pos)));
+        match found {
+            Some(i) => {
+                let mut files = backups[i..].to_vec();
+                files.push(live.clone());
+                Ok((files, pos.offset))
+            }
+            None => {
+                (self.log)(&format!(
+                    "{}: the file read up to byte {} is gone (not the live file, not a backup \
+                     beside it): reading the live file from its start; events in between may \
+                     be missing",
+                    live.display(),
+                    pos.offset
+                ));
+                Ok((vec![live.clone()], 0))
+            }
+        }
+    }
+
+    /// Follows the file until `stop` is set, appending to `sink`. Returns on a sink error
+    /// (after which the caller may start again: nothing past the committed position is lost).
+    pub fn run(&mut self, sink: &dyn Sink, stop: &AtomicBool) -> Result<(), String> {
+        let live = self.cfg.path.clone();
+        let name = live.display().to_string();
+        let (mut queue, offset) = self.resume().map_err(|e| format!("{name}: {e}"))?;
+        let mut first_offset = Some(offset);
+        let mut cur: Option<Current> = None;
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut batch = Batch::new(&self.cfg.cluster, 0);
+        while !stop.load(Ordering::Relaxed) {
+            if cur.is_none() {
+                if queue.is_empty() {
+                    queue.push(live.clone());
+                }
+                let p = queue.remove(0);
+                let backup = !queue.is_empty() || p != live;
+                match self.open(&p, backup, first_offset.take().unwrap_or(0)) {
+                    Ok(c) => {
+                        pending.clear();
+                        cur = Some(c);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if p != live {
+                            (self.log)(&format!("{}: vanished before it was read", p.display()));
+                        }
+                        std::thread::sleep(self.cfg.poll);
+                        continue;
+                    }
+                    Err(e) => return Err(format!("{}: {e}", p.display())),
+                }
+            }
+            let c = cur.as_mut().unwrap();
+            // Read what is there.
+            buf.clear();
+            let n = match &mut c.gz {
+                Some(d) => d.take(4 << 20).read_to_end(&mut buf),
+                None => (&mut c.file).take(4 << 20).read_to_end(&mut buf),
+            }
+            .map_err(|e| format!("{name}: {e}"))?;
+            if n > 0 {
+                pending.extend_from_slice(&buf);
+                // Whole lines only; a partial line waits for its end.
+                let end = pending.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
+                if let Some(end) = end {
+                    let consumed = end as u64;
+                    self.lines(&pending[..end], &mut batch)?;
+                    c.offset += consumed;
+                    pending.drain(..end);
+                    self.flush(&mut batch, sink, c)?;
+                }
+                // Before the file holds FINGERPRINT bytes, its fingerprint grows with it.
+                if c.fingerprint_len < FINGERPRINT as u64 && c.gz.is_none() {
+                    use std::os::unix::fs::FileExt;
+                    let mut h = vec![0u8; FINGERPRINT];
+                    let mut got = 0;
+                    while got < FINGERPRINT {
+                        match c.file.read_at(&mut h[got..], got as u64) {
+                            Ok(0) => break,
+                            Ok(k) => got += k,
+                            Err(e) => return Err(format!("{name}: {e}")),
+                        }
+                    }
+                    c.fingerprint = digest(&h[..got]);
+                    c.fingerprint_len = got as u64;
+                }
+                continue;
+            }
+            // At the end of what is there.
+            if c.backup {
+                if !pending.is_empty() {
+                    self.partial(&pending, c.offset);
+                    pending.clear();
+                }
+                self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                cur = None;
+                continue;
+            }
+            let meta = fs::metadata(&live);
+            match meta {
+                Ok(m) if m.ino() == c.inode => {
+                    let size = m.len();
+                    if size < c.offset + pending.len() as u64 || !begins_like(&live, &self.pos(c))
+                    {
+                        // Copy-truncate: the rest of what we were reading is in the copy.
+                        self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+                        let copy = candidates(&live)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .rev()
+                            .find(|b| begins_like(b, &self.pos(c)));
+                        let at = c.offset;
+                        pending.clear();
+                        match copy {
+                            Some(b) => {
+                                queue = vec![b, live.clone()];
+                                first_offset = Some(at);
+                            }
+                            None => {
+                                if at > 0 {
+                                    (self.log)(&format!(
+                                        "{name}: truncated in place after byte {at} and no copy \
+                                         beside it begins like it: reading it from its start"
+                                    ));
+                                }
+                                queue = vec![live.clone()];
+                            }
+                        }
+                        cur = None;
+                        continue;
+                    }
+                    self.stats
+                        .lag_bytes
+                        .store(size.saturating_sub(c.offset), Ordering::Relaxed);
+                    std::thread::sleep(self.cfg.poll);
+                }
+                Ok(_) => {
+                    // Renamed away (rotated) and a new file is there: this one is complete once
+                    // read to its end, which it now is, unless the writer still had it open.
+                    // Read again once to be sure, then move on.
+                    let mut more = Vec::new();
+                    (&mut c.file)
+                        .read_to_end(&mut more)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    if !more.is_empty() {
+                        pending.extend_from_slice(&more);
+                        let end = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                        self.lines(&pending[..end], &mut batch)?;
+                        c.offset += end as u64;
+                        pending.drain(..end);
+                        self.flush(&mut batch, sink, c)?;
+                    }
+                    if !pending.is_empty() {
+                        self.partial(&pending, c.offset);
+                        pending.clear();
+                    }
+                    self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                    cur = None;
+                    queue = vec![live.clone()];
+                }
+                Err(_) => std::thread::sleep(self.cfg.poll),
+            }
+        }
+        Ok(())
+    }
+
+    fn pos(&self, c: &Current) -> Position {
+        Position {
+            path: self.cfg.path.clone(),
+            inode: c.inode,
+            offset: c.offset,
+            fingerprint: c.fingerprint.clone(),
+            fingerprint_len: c.fingerprint_len,
+        }
+    }
+
+    fn partial(&self, rest: &[u8], offset: u64) {
+        self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        (self.log)(&format!(
+            "{}: byte {offset}: the file ends inside a line ({} bytes without a newline): \
+             skipped as truncated",
+            self.cfg.path.display(),
+            rest.len()
+        ));
+    }
+
+    /// Decodes whole lines into `batch`.
+    fn lines(&self, text: &[u8], batch: &mut Batch) -> Result<(), String> {
+        let stats = &self.stats;
+        let log = &self.log;
+        let name = self.cfg.path.display().to_string();
+        decode::decode_slice(text, |r| {
+            stats.lines.fetch_add(1, Ordering::Relaxed);
+            match r {
+                Ok(rec) => batch.push(rec.raw, &rec.event),
+                Err(e) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    if e.kind != ErrorKind::Truncated || stats.malformed.load(Ordering::Relaxed) < 100
+                    {
+                        log(&e.render(&name));
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        Ok(())
+    }
+
+    /// Appends the batch (if any) and commits the position it reaches.
+    fn flush(&self, batch: &mut Batch, sink: &dyn Sink, c: &Current) -> Result<(), String> {
+        if !batch.is_empty() {
+            batch.received = now_micros();
+            let r = sink.append(batch)?;
+            self.stats.stored.fetch_add(r.stored, Ordering::Relaxed);
+            self.stats
+                .duplicates
+                .fetch_add(r.duplicates, Ordering::Relaxed);
+            batch.clear();
+        }
+        self.commit(c)
+            .map_err(|e| format!("{}: {e}", self.state.display()))
+    }
+}

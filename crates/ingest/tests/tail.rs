@@ -1,0 +1,196 @@
+//! The tailer against what happens to a live audit.log: lumberjack rotation (rename, new file,
+//! later gzip), logrotate's copy-truncate, lines written in pieces, and the tailer stopped and
+//! restarted (including while the file it was in got rotated and gzipped). Every line the
+//! writer finished is stored exactly once.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kaudit_gen::{Config, Format, generate};
+use kaudit_ingest::batch::Batch;
+use kaudit_ingest::tail::{self, Sink, Tailer};
+use kaudit_model::MicroTime;
+use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
+use kaudit_store::{Appended, Options, Store};
+
+struct StoreSink(Mutex<Store>);
+
+impl Sink for StoreSink {
+    fn append(&self, batch: &Batch) -> Result<Appended, String> {
+        self.0.lock().unwrap().append(&batch.incoming())
+    }
+}
+
+fn lines(n: u64) -> Vec<String> {
+    let p = load(
+        profiles::profile("recipe").unwrap().text,
+        &LoadOptions::default(),
+    );
+    let cfg = Config {
+        events: n,
+        start: MicroTime::parse("2026-03-01T00:00:00Z").unwrap(),
+        span_micros: 600 * 1_000_000,
+        seed: 5,
+        nodes: 2,
+        format: Format::Lines,
+        policy: Evaluator::new(&p.policy, K8sVersion::DEFAULT).unwrap(),
+    };
+    let mut out = Vec::new();
+    generate(&cfg, &mut out).unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn append(p: &Path, text: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn gzip(p: &Path) -> PathBuf {
+    let gz = PathBuf::from(format!("{}.gz", p.display()));
+    let mut e = flate2::write::GzEncoder::new(
+        fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    e.write_all(&fs::read(p).unwrap()).unwrap();
+    e.finish().unwrap();
+    fs::remove_file(p).unwrap();
+    gz
+}
+
+struct Running {
+    stop: std::sync::Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<(Tailer, Result<(), String>)>,
+}
+
+fn start(mut t: Tailer, sink: std::sync::Arc<StoreSink>) -> Running {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let r = t.run(sink.as_ref(), &s);
+        (t, r)
+    });
+    Running { stop, handle }
+}
+
+fn stop(r: Running) -> Tailer {
+    r.stop.store(true, Ordering::Relaxed);
+    let (t, res) = r.handle.join().unwrap();
+    res.unwrap();
+    t
+}
+
+fn wait_for(sink: &StoreSink, n: u64) {
+    let t = Instant::now();
+    while sink.0.lock().unwrap().size() < n {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "stored {} of {n}",
+            sink.0.lock().unwrap().size()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn tailer(dir: &Path, log: &Path) -> Tailer {
+    Tailer::new(
+        tail::Config {
+            path: log.to_path_buf(),
+            cluster: "prod".into(),
+            poll: Duration::from_millis(5),
+        },
+        &dir.join("tail"),
+        Box::new(|m| eprintln!("tailer: {m}")),
+    )
+}
+
+#[test]
+fn every_line_once_through_rotation_truncation_and_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let logs = dir.join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let live = logs.join("audit.log");
+    let all = lines(1200);
+    let mut chunks = all.chunks(100);
+    let mut next = || chunks.next().unwrap().concat();
+    let store = Store::open(&dir.join("data"), Options::default()).unwrap();
+    let sink = std::sync::Arc::new(StoreSink(Mutex::new(store)));
+
+    // Lines before the tailer starts, and one written in two pieces.
+    append(&live, &next());
+    let run = start(tailer(dir, &live), sink.clone());
+    wait_for(&sink, 100);
+    let piece = next();
+    let (a, b) = piece.split_at(piece.len() / 2 + 7);
+    append(&live, a);
+    std::thread::sleep(Duration::from_millis(30));
+    append(&live, b);
+    wait_for(&sink, 200);
+
+    // Lumberjack: rename, new file; then the backup is gzipped.
+    append(&live, &next());
+    let b1 = logs.join("audit-2026-03-01T00-05-00.000.log");
+    fs::rename(&live, &b1).unwrap();
+    append(&live, &next());
+    wait_for(&sink, 400);
+    gzip(&b1);
+
+    // Stopped; meanwhile the file it was in is rotated twice and the first backup gzipped.
+    let t = stop(run);
+    assert_eq!(t.position().unwrap().offset, fs::metadata(&live).unwrap().len());
+    append(&live, &next());
+    let b2 = logs.join("audit-2026-03-01T00-06-00.000.log");
+    fs::rename(&live, &b2).unwrap();
+    append(&live, &next());
+    let b3 = logs.join("audit-2026-03-01T00-07-00.000.log");
+    fs::rename(&live, &b3).unwrap();
+    gzip(&b2);
+    append(&live, &next());
+    let run = start(tailer(dir, &live), sink.clone());
+    wait_for(&sink, 700);
+
+    // logrotate copytruncate: copy, truncate in place, go on writing.
+    append(&live, &next());
+    wait_for(&sink, 800);
+    let extra = next();
+    append(&live, &extra);
+    // The copy is taken before the tailer has necessarily read the last lines.
+    fs::copy(&live, logs.join("audit.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&live, &next());
+    wait_for(&sink, 1000);
+
+    // A restart with nothing changed, then the rest.
+    let t = stop(run);
+    let _ = t;
+    append(&live, &next());
+    let run = start(tailer(dir, &live), sink.clone());
+    append(&live, &next());
+    wait_for(&sink, 1200);
+    std::thread::sleep(Duration::from_millis(50));
+    let t = stop(run);
+    assert_eq!(t.stats.malformed.load(Ordering::Relaxed), 0);
+
+    let store = std::sync::Arc::try_unwrap(sink).ok().unwrap().0.into_inner().unwrap();
+    assert_eq!(store.size(), 1200, "every line exactly once");
+    store.close().unwrap();
+    let r = kaudit_store::verify::verify(&dir.join("data"), None).unwrap();
+    assert_eq!((r.failure, r.events), (None, 1200));
+}
