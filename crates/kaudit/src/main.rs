@@ -45,6 +45,13 @@ enum Command {
     Ask(cmd::query::AskArgs),
     /// Remove old sealed segments (by age or total size), recording what went, signed.
     Retain(cmd::store::RetainArgs),
+    /// Receive kube-apiserver's audit webhook and follow audit.log files, durably; answer
+    /// queries over HTTPS; /healthz, /readyz, /metrics.
+    Serve(cmd::serve::ServeArgs),
+    /// Print what to do on a platform to send its audit events here (policy, flags, the
+    /// webhook kubeconfig with this server's CA and credentials; for EKS, GKE and AKS, the
+    /// export and import commands).
+    Setup(cmd::serve::SetupArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,8 @@ fn main() -> ExitCode {
         Command::Retain(a) => cmd::store::retain(a),
         Command::Query(a) => cmd::query::query(a),
         Command::Ask(a) => cmd::query::ask(a),
+        Command::Serve(a) => cmd::serve::serve(a),
+        Command::Setup(a) => cmd::serve::setup(a),
     };
     match result {
         Ok(code) => code,

@@ -592,6 +592,23 @@ impl Store {
         self.wal_rows
     }
 
+    /// Bytes in WAL files (the one appended to and those waiting to be sealed).
+    pub fn wal_bytes(&self) -> u64 {
+        let pending: u64 = self
+            .pending
+            .iter()
+            .filter_map(|p| fs::metadata(&p.path).ok())
+            .map(|m| m.len())
+            .sum();
+        pending + self.wal.len
+    }
+
+    /// Closes the current WAL file and seals it in the background (if it holds anything).
+    pub fn start_seal(&mut self) -> Result<()> {
+        self.rotate()?;
+        self.poll_seals(false)
+    }
+
     /// (hot dedup keys, cold row groups, cold row groups cached, cold row groups read).
     pub fn dedup_stats(&self) -> (usize, usize, usize, u64) {
         let (a, b, c) = self.dedup.sizes();

@@ -4,4 +4,5 @@ pub mod generate;
 pub mod policy;
 pub mod prove;
 pub mod query;
+pub mod serve;
 pub mod store;

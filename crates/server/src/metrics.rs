@@ -1,0 +1,169 @@
+//! Prometheus metrics (`GET /metrics`), with the official client's text encoding.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabel {
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabel {
+    pub cluster: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    pub path: String,
+}
+
+type GaugeU = Gauge<u64, AtomicU64>;
+
+/// Every metric the server exports.
+pub struct Metrics {
+    pub registry: Registry,
+    pub received: Family<ClusterLabel, Counter>,
+    pub stored: Family<ClusterLabel, Counter>,
+    pub duplicates: Family<ClusterLabel, Counter>,
+    pub rejected: Family<RejectLabel, Counter>,
+    pub ack_seconds: Histogram,
+    pub queued_bytes: GaugeU,
+    pub store_events: GaugeU,
+    pub wal_bytes: GaugeU,
+    pub segment_bytes: GaugeU,
+    pub segments: GaugeU,
+    pub pending_seals: GaugeU,
+    pub dedup_hot_keys: GaugeU,
+    pub tail_lag_bytes: Family<PathLabel, GaugeU>,
+    pub tail_lines: Family<PathLabel, Counter>,
+    pub tail_malformed: Family<PathLabel, Counter>,
+    pub ready: GaugeU,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut r = Registry::with_prefix("kaudit");
+        let m = Metrics {
+            received: Family::default(),
+            stored: Family::default(),
+            duplicates: Family::default(),
+            rejected: Family::default(),
+            ack_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            queued_bytes: GaugeU::default(),
+            store_events: GaugeU::default(),
+            wal_bytes: GaugeU::default(),
+            segment_bytes: GaugeU::default(),
+            segments: GaugeU::default(),
+            pending_seals: GaugeU::default(),
+            dedup_hot_keys: GaugeU::default(),
+            tail_lag_bytes: Family::default(),
+            tail_lines: Family::default(),
+            tail_malformed: Family::default(),
+            ready: GaugeU::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "events_received",
+            "Events received (webhook and tailers), per cluster",
+            m.received.clone(),
+        );
+        r.register(
+            "events_stored",
+            "Events made durable, per cluster",
+            m.stored.clone(),
+        );
+        r.register(
+            "events_deduplicated",
+            "Events already stored (same cluster, auditID, request time and stage), skipped",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "batches_rejected",
+            "Webhook requests refused, per cluster (\"\" when unauthenticated) and HTTP status",
+            m.rejected.clone(),
+        );
+        r.register(
+            "batch_ack_seconds",
+            "Time from a webhook request's arrival to its durable acknowledgement",
+            m.ack_seconds.clone(),
+        );
+        r.register(
+            "queued_bytes",
+            "Webhook bodies received and waiting for the disk",
+            m.queued_bytes.clone(),
+        );
+        r.register(
+            "store_events",
+            "Events in the store's tree (including those retention removed)",
+            m.store_events.clone(),
+        );
+        r.register(
+            "wal_bytes",
+            "Bytes in write-ahead log files",
+            m.wal_bytes.clone(),
+        );
+        r.register(
+            "segment_bytes",
+            "Bytes in sealed segments",
+            m.segment_bytes.clone(),
+        );
+        r.register("segments", "Sealed segments", m.segments.clone());
+        r.register(
+            "pending_seals",
+            "Complete WAL files waiting to be sealed",
+            m.pending_seals.clone(),
+        );
+        r.register(
+            "dedup_hot_keys",
+            "Requests whose dedup keys are held in memory",
+            m.dedup_hot_keys.clone(),
+        );
+        r.register(
+            "tail_lag_bytes",
+            "Bytes of a tailed file not yet read",
+            m.tail_lag_bytes.clone(),
+        );
+        r.register(
+            "tail_lines",
+            "Lines read by a tailer",
+            m.tail_lines.clone(),
+        );
+        r.register(
+            "tail_malformed",
+            "Lines a tailer could not decode (skipped and logged)",
+            m.tail_malformed.clone(),
+        );
+        r.register(
+            "ready",
+            "1 when the store is open and events are accepted",
+            m.ready.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String");
+        s
+    }
+
+    pub fn cluster(c: &str) -> ClusterLabel {
+        ClusterLabel {
+            cluster: c.to_string(),
+        }
+    }
+}
