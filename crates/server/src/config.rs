@@ -183,6 +183,10 @@ impl Default for StoreTuning {
     }
 }
 
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
 /// `90s`, `200ms`, `30m`, `24h`, `7d`.
 pub fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -229,7 +233,24 @@ impl Config {
         let c: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+            serde_saphyr::from_str(text).map_err(|e| match e.location() {
+                Some(l) => format!("line {}:{}: {}", l.line(), l.column(), first_line(&e.to_string())),
+                None => {
+                    let m = e.to_string();
+                    // Unknown keys come without a position: find the key.
+                    let key = m
+                        .strip_prefix("unknown field `")
+                        .and_then(|r| r.split('`').next());
+                    match key.and_then(|k| {
+                        text.lines().position(|l| {
+                            l.trim_start().trim_start_matches("- ").starts_with(&format!("{k}:"))
+                        })
+                    }) {
+                        Some(i) => format!("line {}: {}", i + 1, first_line(&m)),
+                        None => m,
+                    }
+                }
+            })?
         };
         c.check()?;
         Ok(c)
