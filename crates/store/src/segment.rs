@@ -478,18 +478,28 @@ impl SegmentWriter {
         self.b.push(leaf, rec, e, first);
         if self.b.cur_rows == 0 {
             self.flush_group()?;
+        } else if self.b.rows >= DATA_PAGE_ROWS {
+            // Encoded and compressed now, a page at a time: memory holds the row group's
+            // compressed pages, not its raw columns.
+            self.write_rows()?;
         }
         Ok(())
     }
 
-    fn flush_group(&mut self) -> Result<(), String> {
+    fn write_rows(&mut self) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
         let batch = self.b.finish_batch();
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let w = self.w.as_mut().expect("open until finished");
-        w.write(&batch).map_err(|e| err(&e))?;
+        w.write(&batch).map_err(|e| err(&e))
+    }
+
+    fn flush_group(&mut self) -> Result<(), String> {
+        self.write_rows()?;
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
+        let w = self.w.as_mut().expect("open until finished");
         w.flush().map_err(|e| err(&e))
     }
 

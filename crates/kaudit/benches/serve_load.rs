@@ -1,0 +1,201 @@
+//! Load on `kaudit serve` from a generator on loopback: sustained events/s with durable acks,
+//! ack latency of 400-event batches (p50, p99), and the server's peak RSS.
+//!
+//! `cargo bench -p kaudit --bench serve_load [-- SECONDS CONNECTIONS]` (defaults 20 s, 8).
+//! The server runs as its own process (the release `kaudit serve`, plain HTTP/1.1 with
+//! keep-alive, so TLS cost is not in the figure) with default store settings.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request on a keep-alive connection: the status, or `None` if the connection broke.
+fn exchange(s: &mut TcpStream, r: &mut BufReader<TcpStream>, body: &[u8]) -> Option<u16> {
+    let head = format!(
+        "POST /audit?timeout=30s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0;
+    let mut close = false;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        let h = h.to_ascii_lowercase();
+        if let Some(v) = h.strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+        if h.starts_with("connection: close") {
+            close = true;
+        }
+    }
+    let mut b = vec![0; len];
+    r.read_exact(&mut b).ok()?;
+    // A refusal that closes the connection: reconnect before the retry.
+    if close && status != 200 {
+        return None;
+    }
+    Some(status)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let secs: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let conns: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let exe = env!("CARGO_BIN_EXE_kaudit");
+    let dir = std::env::temp_dir().join(format!("kaudit-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Traffic: enough distinct events that nothing repeats during the run.
+    let n_events = 4_000_000u64;
+    let log = dir.join("audit.log");
+    eprintln!("generating {n_events} events...");
+    let st = Command::new(exe)
+        .args(["gen", "-n", &n_events.to_string(), "--seed", "3", "--span", "24h", "--out"])
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let bodies: Vec<Vec<u8>> = text
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(400)
+        .map(|c| {
+            format!(
+                "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}\n",
+                c.join(",")
+            )
+            .into_bytes()
+        })
+        .collect();
+    drop(text);
+    let _ = std::fs::remove_file(&log);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = dir.join("kaudit.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: load\n    token: t\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(exe)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = server.id();
+    let t0 = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Ready: the store is open.
+    let t0 = Instant::now();
+    loop {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        if r.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let lat = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let mut threads = Vec::new();
+    let start = Instant::now();
+    for _ in 0..conns {
+        let (bodies, next, stop, acked, refused, lat, addr) = (
+            bodies.clone(),
+            next.clone(),
+            stop.clone(),
+            acked.clone(),
+            refused.clone(),
+            lat.clone(),
+            addr.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let connect = || {
+                let s = TcpStream::connect(&addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let r = BufReader::new(s.try_clone().unwrap());
+                (s, r)
+            };
+            let (mut s, mut r) = connect();
+            let mut mine = Vec::new();
+            let mut i = next.fetch_add(1, Ordering::Relaxed) as usize;
+            while !stop.load(Ordering::Relaxed) {
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                // A refusal sent before the body is read closes the connection (as HTTP
+                // allows); kube-apiserver's client reconnects and retries, and so does this.
+                match exchange(&mut s, &mut r, body) {
+                    Some(200) => {
+                        acked.fetch_add(400, Ordering::Relaxed);
+                        mine.push(t.elapsed().as_secs_f64());
+                        i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    }
+                    status => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        if status.is_none() {
+                            (s, r) = connect();
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+            lat.lock().unwrap().extend(mine);
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = server.wait();
+    let mut l = lat.lock().unwrap().clone();
+    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| l.get(((l.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0.0) * 1000.0;
+    let n = acked.load(Ordering::Relaxed);
+    let bytes: usize = bodies.iter().take(n as usize / 400).map(|b| b.len()).sum();
+    println!(
+        "serve load: {conns} connections, {elapsed:.1} s: {n} events acknowledged durably, {:.0} events/s ({:.0} MB/s of JSON); \
+         400-event batch ack p50 {:.1} ms, p99 {:.1} ms; {} refused (429/503); server peak RSS {hwm}",
+        n as f64 / elapsed,
+        bytes as f64 / elapsed / 1e6,
+        pct(0.5),
+        pct(0.99),
+        refused.load(Ordering::Relaxed),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
