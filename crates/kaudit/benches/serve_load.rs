@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p kaudit --bench serve_load [-- SECONDS CONNECTIONS]` (defaults 20 s, 8).
 //! The server runs as its own process (the release `kaudit serve`, plain HTTP/1.1 with
-//! keep-alive, so TLS cost is not in the figure) with default store settings.
+//! keep-alive, so TLS cost is not in the figure) with default store settings, plus any YAML
+//! given in `LOAD_CONFIG`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -87,8 +88,10 @@ fn main() {
     std::fs::write(
         &cfg,
         format!(
-            "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: load\n    token: t\n",
-            dir.join("data").display()
+            "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: load\n    token: t\n{}",
+            dir.join("data").display(),
+            // Extra settings to compare (e.g. "store: {seal_rows: 200000}").
+            std::env::var("LOAD_CONFIG").unwrap_or_default()
         ),
     )
     .unwrap();

@@ -154,7 +154,8 @@ fn lint_exit_status_follows_the_worst_finding() {
     let j = kaudit(&["policy", "lint", "--format", "json", &shadow], None);
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     for f in v.as_array().unwrap() {
-        let keys: Vec<&String> = f.as_object().unwrap().keys().collect();
+        let mut keys: Vec<&String> = f.as_object().unwrap().keys().collect();
+        keys.sort();
         assert_eq!(keys, ["code", "message", "rule", "severity"]);
     }
     let dir = tmp("lint");

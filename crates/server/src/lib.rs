@@ -317,7 +317,11 @@ async fn serve_conn<I>(
 
 /// Runs until SIGINT or SIGTERM (the binary's `kaudit serve`).
 pub fn run(cfg: Config, log: Log) -> Result<(), String> {
+    // Few threads: two cores do the work, and every thread keeps its own allocator heap
+    // (parsing and queries run on the blocking pool, so it is kept small too).
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
         .enable_all()
         .thread_name("kaudit-http")
         .build()

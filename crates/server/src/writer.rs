@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::metrics::Metrics;
 
 /// Events per group commit at most (a group is one write and one fsync).
-const GROUP_EVENTS: usize = 32_768;
+const GROUP_EVENTS: usize = 8_192;
 
 pub struct Job {
     pub batch: Batch,
