@@ -219,6 +219,7 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         if r.sealed_on_open > 0 {
             l(&format!("recovered: sealing {} WAL file(s) left unsealed", r.sealed_on_open));
         }
+        let size = store.size();
         let (writer, writer_thread) = Writer::start(store, hk, metrics.clone(), l.clone());
         let _ = st.writer.set(writer.clone());
         // Tailers, each on its own thread.
@@ -269,7 +270,7 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         }
         metrics.ready.set(1);
         st.ready.store(true, Ordering::Relaxed);
-        l(&format!("ready: {} events stored", metrics.store_events.get()));
+        l(&format!("ready: {size} events stored"));
         let _ = shutdown_rx.wait_for(|s| *s).await;
         // Shutting down: refuse new work, drain.
         st.ready.store(false, Ordering::Relaxed);

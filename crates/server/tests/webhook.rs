@@ -133,9 +133,16 @@ async fn stored(c: &Client) -> u64 {
 async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    let audit_log = tmp.path().join("audit.log");
+    std::fs::write(
+        &audit_log,
+        (0..300).map(|i| event(500_000 + i, "ResponseComplete") + "\n").collect::<String>(),
+    )
+    .unwrap();
     let mut cfg = Config::parse(&format!(
-        "data: {}\nlisten: 127.0.0.1:0\nclusters:\n  - name: prod\n    token: {TOKEN}\n  - name: staging\n    client_cn: {}\nwebhook:\n  max_body: 2M\nstore:\n  seal_rows: 1000\n",
+        "data: {}\nlisten: 127.0.0.1:0\ntail:\n  - path: {}\n    cluster: node-log\n    poll: 10ms\nclusters:\n  - name: prod\n    token: {TOKEN}\n  - name: staging\n    client_cn: {}\nwebhook:\n  max_body: 2M\nstore:\n  seal_rows: 1000\n",
         data.display(),
+        audit_log.display(),
         tls::CLIENT_CN
     ))
     .unwrap();
@@ -148,6 +155,13 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     while !server.ready() {
         assert!(t.elapsed() < Duration::from_secs(20));
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The tailed file is read in as soon as the store is open.
+    let t = std::time::Instant::now();
+    while stored(&client).await < 300 {
+        assert!(t.elapsed() < Duration::from_secs(20), "the tailed file was not read");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // 20 batches of 400, each event in two stages across batches, 4 in flight at a time;
@@ -175,13 +189,13 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
             assert_eq!(r.status, 200, "{}", r.body);
         }
     }
-    assert_eq!(stored(&client).await, 8000);
+    assert_eq!(stored(&client).await, 8300);
 
     // mTLS: the generated client certificate speaks for "staging".
     let mtls = Client::new(&g.ca(), Some((&g.client(), &g.client_key())), server.addr);
     let r = mtls.post(&[JSON], &batches[0]).await.unwrap();
     assert_eq!((r.status, r.body.trim()), (200, r#"{"stored":400,"duplicates":0}"#));
-    assert_eq!(stored(&client).await, 8400);
+    assert_eq!(stored(&client).await, 8700);
 
     // The bad-input suite: (what, headers, body, expected status).
     let good = event_list(&[event(90_000, "ResponseComplete")]);
@@ -216,7 +230,7 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     for (what, headers, body, want) in cases {
         let r = client.post(&headers, &body).await.unwrap();
         assert_eq!(r.status, want, "{what}: {}", r.body);
-        assert_eq!(stored(&client).await, 8400, "{what}: something was stored");
+        assert_eq!(stored(&client).await, 8700, "{what}: something was stored");
     }
     // A client certificate from another CA: the handshake fails.
     let other = tempfile::tempdir().unwrap();
@@ -228,9 +242,17 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     assert_eq!(r.status, 200, "{}", r.body);
     let r = client.post(&[JSON, AUTH], &event_list(&[event(90_003, "ResponseComplete")])).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(stored(&client).await, 8402);
+    assert_eq!(stored(&client).await, 8702);
 
     server.shutdown().await.unwrap();
     let v = kaudit_store::verify::verify(&data, None).unwrap();
-    assert_eq!((v.failure, v.events), (None, 8402));
+    assert_eq!((v.failure, v.events), (None, 8702));
+    // Each source's events carry its cluster.
+    for (cluster, n) in [("node-log", 300), ("prod", 8002), ("staging", 400)] {
+        let mut q = kaudit_query::exec::Query::new(kaudit_query::filter::parse("", 0).unwrap());
+        q.cluster = Some(cluster.into());
+        q.stages = true;
+        let (rows, _) = kaudit_query::exec::run(&data, &q).unwrap();
+        assert_eq!(rows.total(), n, "{cluster}");
+    }
 }

@@ -493,9 +493,12 @@ impl Store {
         let mut line = serde_json::to_string(&CheckpointLine { note }).unwrap();
         line.push('\n');
         let p = self.layout.checkpoints();
-        self.checkpoints
-            .write_all(line.as_bytes())
-            .map_err(io_err(&p))?;
+        // A failed write (disk full) must not leave half a line for the next one to follow.
+        let before = self.checkpoints.metadata().map_err(io_err(&p))?.len();
+        if let Err(e) = self.checkpoints.write_all(line.as_bytes()) {
+            let _ = self.checkpoints.set_len(before);
+            return Err(io_err(&p)(e));
+        }
         self.last_checkpoint = (size, Instant::now());
         Ok(())
     }
