@@ -1,10 +1,10 @@
 //! Load on `kaudit serve` from a generator on loopback: sustained events/s with durable acks,
 //! ack latency of 400-event batches (p50, p99), and the server's peak RSS.
 //!
-//! `cargo bench -p kaudit --bench serve_load [-- SECONDS CONNECTIONS]` (defaults 20 s, 8).
-//! The server runs as its own process (the release `kaudit serve`, plain HTTP/1.1 with
-//! keep-alive, so TLS cost is not in the figure) with default store settings, plus any YAML
-//! given in `LOAD_CONFIG`.
+//! `cargo bench -p kaudit --bench serve_load [-- SECONDS CONNECTIONS [tls]]` (defaults 20 s,
+//! 8, plain HTTP). The server runs as its own process (the release `kaudit serve`), HTTP/1.1
+//! with keep-alive; with `tls`, HTTPS with the generated CA and a bearer token, as
+//! kube-apiserver connects. Default store settings, plus any YAML given in `LOAD_CONFIG`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -14,13 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One request on a keep-alive connection: the status, or `None` if the connection broke.
-fn exchange(s: &mut TcpStream, r: &mut BufReader<TcpStream>, body: &[u8]) -> Option<u16> {
+fn exchange<S: Read + Write>(r: &mut BufReader<S>, body: &[u8]) -> Option<u16> {
     let head = format!(
         "POST /audit?timeout=30s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
+    let s = r.get_mut();
     s.write_all(head.as_bytes()).ok()?;
     s.write_all(body).ok()?;
+    s.flush().ok()?;
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
     let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -49,10 +51,15 @@ fn exchange(s: &mut TcpStream, r: &mut BufReader<TcpStream>, body: &[u8]) -> Opt
     Some(status)
 }
 
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let secs: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(20);
     let conns: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
+    // `tls` as third argument: HTTPS with the generated CA, as kube-apiserver connects.
+    let tls = args.get(2).is_some_and(|a| a == "tls");
     let exe = env!("CARGO_BIN_EXE_kaudit");
     let dir = std::env::temp_dir().join(format!("kaudit-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -88,7 +95,7 @@ fn main() {
     std::fs::write(
         &cfg,
         format!(
-            "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: load\n    token: t\n{}",
+            "data: {}\nlisten: {addr}\ntls: {{enabled: {tls}}}\nclusters:\n  - name: load\n    token: t\n{}",
             dir.join("data").display(),
             // Extra settings to compare (e.g. "store: {seal_rows: 200000}").
             std::env::var("LOAD_CONFIG").unwrap_or_default()
@@ -103,18 +110,53 @@ fn main() {
         .unwrap();
     let pid = server.id();
     let t0 = Instant::now();
-    while TcpStream::connect(&addr).is_err() {
+    while TcpStream::connect(&addr).is_err() || (tls && !dir.join("data/tls/ca.pem").exists()) {
         assert!(t0.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(20));
     }
+    let client_cfg = tls.then(|| {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(dir.join("data/tls/ca.pem")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    });
+    let connect = {
+        let addr = addr.clone();
+        let client_cfg = client_cfg.clone();
+        move || -> BufReader<Box<dyn ReadWrite>> {
+            let s = TcpStream::connect(&addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            let s: Box<dyn ReadWrite> = match &client_cfg {
+                Some(c) => Box::new(rustls::StreamOwned::new(
+                    rustls::ClientConnection::new(c.clone(), "localhost".try_into().unwrap())
+                        .unwrap(),
+                    s,
+                )),
+                None => Box::new(s),
+            };
+            BufReader::new(s)
+        }
+    };
     // Ready: the store is open.
     let t0 = Instant::now();
     loop {
-        let mut s = TcpStream::connect(&addr).unwrap();
+        let mut r = connect();
+        let s = r.get_mut();
         let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        if r.starts_with("HTTP/1.1 200") {
+        let _ = s.flush();
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        if line.starts_with("HTTP/1.1 200") {
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(60));
@@ -130,23 +172,17 @@ fn main() {
     let mut threads = Vec::new();
     let start = Instant::now();
     for _ in 0..conns {
-        let (bodies, next, stop, acked, refused, lat, addr) = (
+        let (bodies, next, stop, acked, refused, lat, connect) = (
             bodies.clone(),
             next.clone(),
             stop.clone(),
             acked.clone(),
             refused.clone(),
             lat.clone(),
-            addr.clone(),
+            connect.clone(),
         );
         threads.push(std::thread::spawn(move || {
-            let connect = || {
-                let s = TcpStream::connect(&addr).unwrap();
-                s.set_nodelay(true).unwrap();
-                let r = BufReader::new(s.try_clone().unwrap());
-                (s, r)
-            };
-            let (mut s, mut r) = connect();
+            let mut r = connect();
             let mut mine = Vec::new();
             let mut i = next.fetch_add(1, Ordering::Relaxed) as usize;
             while !stop.load(Ordering::Relaxed) {
@@ -154,7 +190,7 @@ fn main() {
                 let t = Instant::now();
                 // A refusal sent before the body is read closes the connection (as HTTP
                 // allows); kube-apiserver's client reconnects and retries, and so does this.
-                match exchange(&mut s, &mut r, body) {
+                match exchange(&mut r, body) {
                     Some(200) => {
                         acked.fetch_add(400, Ordering::Relaxed);
                         mine.push(t.elapsed().as_secs_f64());
@@ -163,7 +199,7 @@ fn main() {
                     status => {
                         refused.fetch_add(1, Ordering::Relaxed);
                         if status.is_none() {
-                            (s, r) = connect();
+                            r = connect();
                         }
                         std::thread::sleep(Duration::from_millis(100));
                     }
@@ -192,8 +228,9 @@ fn main() {
     let n = acked.load(Ordering::Relaxed);
     let bytes: usize = bodies.iter().take(n as usize / 400).map(|b| b.len()).sum();
     println!(
-        "serve load: {conns} connections, {elapsed:.1} s: {n} events acknowledged durably, {:.0} events/s ({:.0} MB/s of JSON); \
+        "serve load ({}): {conns} connections, {elapsed:.1} s: {n} events acknowledged durably, {:.0} events/s ({:.0} MB/s of JSON); \
          400-event batch ack p50 {:.1} ms, p99 {:.1} ms; {} refused (429/503); server peak RSS {hwm}",
+        if tls { "HTTPS" } else { "HTTP" },
         n as f64 / elapsed,
         bytes as f64 / elapsed / 1e6,
         pct(0.5),
