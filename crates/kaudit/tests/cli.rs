@@ -446,3 +446,46 @@ fn import_verify_query_ask() {
     assert!(text(&o.stdout).starts_with("-----BEGIN PUBLIC KEY-----"));
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn setup_prints_the_wiring_with_this_servers_credentials() {
+    let d = tmp("setup");
+    let data = d.join("data");
+    let data_s = data.to_string_lossy().into_owned();
+    let o = kaudit(&["setup", "kubeadm", "--data", &data_s, "--server", "https://audit.example:8443/audit"], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    for want in [
+        "--audit-policy-file=/etc/kubernetes/audit/policy.yaml",
+        "--audit-webhook-config-file=",
+        "server: https://audit.example:8443/audit",
+        "certificate-authority-data: ",
+        "client-certificate-data: ",
+        "kaudit policy init",
+    ] {
+        assert!(out.contains(want), "kubeadm setup lacks {want:?}:\n{out}");
+    }
+    // The embedded CA is the one the server was given.
+    use base64::Engine;
+    let ca_line = out.lines().find(|l| l.contains("certificate-authority-data:")).unwrap();
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca_line.split(": ").nth(1).unwrap().trim())
+        .unwrap();
+    assert_eq!(ca, std::fs::read(data.join("tls/ca.pem")).unwrap());
+    for (platform, want) in [
+        ("k3s", "kube-apiserver-arg:"),
+        ("kind", "kubeadmConfigPatches"),
+        ("minikube", "--extra-config=apiserver.audit-webhook-config-file"),
+        ("openshift", "oc adm node-logs"),
+        ("eks", "kaudit import --format eks"),
+        ("gke", "kaudit import --format gke"),
+        ("aks", "kaudit import --format aks"),
+    ] {
+        let o = kaudit(&["setup", platform, "--data", &data_s], None);
+        assert!(o.status.success(), "{platform}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains(want), "{platform} setup lacks {want:?}");
+    }
+    let o = kaudit(&["setup", "nomad", "--data", &data_s], None);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -244,11 +244,30 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(stored(&client).await, 8702);
 
+    // Shutdown with batches in flight: each is either acknowledged (and then stored) or
+    // refused/unanswered (and then not stored); none is lost after a 200.
+    let mut tasks = Vec::new();
+    for b in 0..8 {
+        let c = client.clone();
+        let items: Vec<String> = (0..400).map(|i| event(700_000 + b * 400 + i, "ResponseComplete")).collect();
+        let body = event_list(&items);
+        tasks.push(tokio::spawn(async move { c.post(&[JSON, AUTH], &body).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
     server.shutdown().await.unwrap();
+    let mut acked = 0;
+    for t in tasks {
+        if let Ok(r) = t.await.unwrap() {
+            assert!(matches!(r.status, 200 | 503), "{} {}", r.status, r.body);
+            if r.status == 200 {
+                acked += 400;
+            }
+        }
+    }
     let v = kaudit_store::verify::verify(&data, None).unwrap();
-    assert_eq!((v.failure, v.events), (None, 8702));
+    assert_eq!((v.failure, v.events), (None, 8702 + acked));
     // Each source's events carry its cluster.
-    for (cluster, n) in [("node-log", 300), ("prod", 8002), ("staging", 400)] {
+    for (cluster, n) in [("node-log", 300), ("prod", 8002 + acked as usize), ("staging", 400)] {
         let mut q = kaudit_query::exec::Query::new(kaudit_query::filter::parse("", 0).unwrap());
         q.cluster = Some(cluster.into());
         q.stages = true;
