@@ -208,12 +208,15 @@ fn main() {
             lat.lock().unwrap().extend(mine);
         }));
     }
-    std::thread::sleep(Duration::from_secs(secs));
+    // Until the time is up or every event was sent.
+    while start.elapsed() < Duration::from_secs(secs) && !threads.iter().all(|t| t.is_finished()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
     }
-    let elapsed = start.elapsed().as_secs_f64();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm = status
         .lines()
