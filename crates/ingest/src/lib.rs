@@ -7,6 +7,6 @@
 
 pub mod batch;
 pub mod import;
-pub mod webhook;
 pub mod rotation;
 pub mod tail;
+pub mod webhook;

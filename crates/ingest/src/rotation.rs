@@ -84,39 +84,6 @@ pub fn order(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rotated_sets_read_oldest_first_live_last() {
-        let p = |s: &str| PathBuf::from(s);
-        let given = [
-            p("/var/log/kubernetes/audit.log"),
-            p("/var/log/kubernetes/audit-2026-03-02T10-00-00.000.log.gz"),
-            p("/other/events.json"),
-            p("/var/log/kubernetes/audit-2026-03-01T09-59-59.999.log"),
-            p("/var/log/kubernetes/audit-2026-03-02T09-00-00.500.log.gz"),
-            p("/var/log/kubernetes/kube-apiserver-audit.log"),
-        ];
-        let want = [
-            p("/var/log/kubernetes/audit-2026-03-01T09-59-59.999.log"),
-            p("/var/log/kubernetes/audit-2026-03-02T09-00-00.500.log.gz"),
-            p("/var/log/kubernetes/audit-2026-03-02T10-00-00.000.log.gz"),
-            p("/var/log/kubernetes/audit.log"),
-            p("/other/events.json"),
-            p("/var/log/kubernetes/kube-apiserver-audit.log"),
-        ];
-        assert_eq!(order(&given), want);
-        // Without an extension (lumberjack keeps none then).
-        let given = [p("d/audit"), p("d/audit-2026-03-01T00-00-00.000")];
-        assert_eq!(
-            order(&given),
-            [p("d/audit-2026-03-01T00-00-00.000"), p("d/audit")]
-        );
-    }
-}
-
 /// The backups of the live file `live` (`audit-<time>.log`, plain or gzipped), oldest first.
 /// When a backup exists both plain and gzipped (lumberjack is compressing it), the plain one
 /// is listed: the `.gz` may still be partial.
@@ -156,4 +123,37 @@ pub fn backups(live: &Path) -> std::io::Result<Vec<PathBuf>> {
         out.push(p.clone());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_sets_read_oldest_first_live_last() {
+        let p = |s: &str| PathBuf::from(s);
+        let given = [
+            p("/var/log/kubernetes/audit.log"),
+            p("/var/log/kubernetes/audit-2026-03-02T10-00-00.000.log.gz"),
+            p("/other/events.json"),
+            p("/var/log/kubernetes/audit-2026-03-01T09-59-59.999.log"),
+            p("/var/log/kubernetes/audit-2026-03-02T09-00-00.500.log.gz"),
+            p("/var/log/kubernetes/kube-apiserver-audit.log"),
+        ];
+        let want = [
+            p("/var/log/kubernetes/audit-2026-03-01T09-59-59.999.log"),
+            p("/var/log/kubernetes/audit-2026-03-02T09-00-00.500.log.gz"),
+            p("/var/log/kubernetes/audit-2026-03-02T10-00-00.000.log.gz"),
+            p("/var/log/kubernetes/audit.log"),
+            p("/other/events.json"),
+            p("/var/log/kubernetes/kube-apiserver-audit.log"),
+        ];
+        assert_eq!(order(&given), want);
+        // Without an extension (lumberjack keeps none then).
+        let given = [p("d/audit"), p("d/audit-2026-03-01T00-00-00.000")];
+        assert_eq!(
+            order(&given),
+            [p("d/audit-2026-03-01T00-00-00.000"), p("d/audit")]
+        );
+    }
 }

@@ -240,16 +240,15 @@ impl Tailer {
         if let Ok(m) = fs::metadata(live)
             && m.ino() == pos.inode
             && begins_like(live, &pos)
+            && m.len() >= pos.offset
         {
-            if m.len() >= pos.offset {
-                return Ok((vec![live.clone()], pos.offset));
-            }
+            return Ok((vec![live.clone()], pos.offset));
         }
         let backups = candidates(live)?;
         let found = backups
             .iter()
             .position(|b| {
-                !b.extension().is_some_and(|x| x == "gz")
+                b.extension().is_none_or(|x| x != "gz")
                     && fs::metadata(b).is_ok_and(|m| m.ino() == pos.inode)
             })
             .or_else(|| backups.iter().position(|b| begins_like(b, &pos)));
@@ -355,8 +354,7 @@ impl Tailer {
             match meta {
                 Ok(m) if m.ino() == c.inode => {
                     let size = m.len();
-                    if size < c.offset + pending.len() as u64 || !begins_like(&live, &self.pos(c))
-                    {
+                    if size < c.offset + pending.len() as u64 || !begins_like(&live, &self.pos(c)) {
                         // Copy-truncate: the rest of what we were reading is in the copy.
                         self.stats.truncations.fetch_add(1, Ordering::Relaxed);
                         let copy = candidates(&live)
@@ -394,12 +392,15 @@ impl Tailer {
                     // read to its end, which it now is, unless the writer still had it open.
                     // Read again once to be sure, then move on.
                     let mut more = Vec::new();
-                    (&mut c.file)
+                    c.file
                         .read_to_end(&mut more)
                         .map_err(|e| format!("{name}: {e}"))?;
                     if !more.is_empty() {
                         pending.extend_from_slice(&more);
-                        let end = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                        let end = pending
+                            .iter()
+                            .rposition(|&b| b == b'\n')
+                            .map_or(0, |i| i + 1);
                         self.lines(&pending[..end], &mut batch)?;
                         c.offset += end as u64;
                         pending.drain(..end);
@@ -450,7 +451,8 @@ impl Tailer {
                 Ok(rec) => batch.push(rec.raw, &rec.event),
                 Err(e) => {
                     stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    if e.kind != ErrorKind::Truncated || stats.malformed.load(Ordering::Relaxed) < 100
+                    if e.kind != ErrorKind::Truncated
+                        || stats.malformed.load(Ordering::Relaxed) < 100
                     {
                         log(&e.render(&name));
                     }

@@ -117,7 +117,9 @@ mod tests {
     const EVENT: &str = r#"{"level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"jane"},"sourceIPs":["10.0.0.1"],"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-03-01T00:00:00.000000Z","stageTimestamp":"2026-03-01T00:00:00.001000Z"}"#;
 
     fn list(items: &str) -> String {
-        format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{items}]}}"#)
+        format!(
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{items}]}}"#
+        )
     }
 
     #[test]
@@ -139,18 +141,37 @@ mod tests {
             (list(EVENT)[..60].to_string(), "truncated"),
             ("[]".into(), "not a JSON EventList"),
             ("nonsense".into(), "not a JSON EventList"),
-            (list(EVENT).replace("EventList", "PodList"), "kind \"PodList\""),
-            (list(EVENT).replace("audit.k8s.io/v1", "v1"), "apiVersion \"v1\""),
-            (r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1"}"#.into(), "no items"),
-            (list(&format!("{EVENT},{{\"level\":\"Loud\"}}")), "items[1]: invalid field"),
-            (list(&format!("{EVENT},{{}}")), "items[1]: not an audit event"),
+            (
+                list(EVENT).replace("EventList", "PodList"),
+                "kind \"PodList\"",
+            ),
+            (
+                list(EVENT).replace("audit.k8s.io/v1", "v1"),
+                "apiVersion \"v1\"",
+            ),
+            (
+                r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1"}"#.into(),
+                "no items",
+            ),
+            (
+                list(&format!("{EVENT},{{\"level\":\"Loud\"}}")),
+                "items[1]: invalid field",
+            ),
+            (
+                list(&format!("{EVENT},{{}}")),
+                "items[1]: not an audit event",
+            ),
             (list("42"), "items[0]"),
             (list(EVENT) + "{}", "not a JSON EventList"),
         ];
         for (body, want) in cases {
             let r = parse(body.as_bytes()).unwrap_err();
             assert_eq!(r.status, 400);
-            assert!(r.reason.contains(want), "{body:?}: {:?} lacks {want:?}", r.reason);
+            assert!(
+                r.reason.contains(want),
+                "{body:?}: {:?} lacks {want:?}",
+                r.reason
+            );
         }
         let r = parse(b"\xff\xfe").unwrap_err();
         assert!(r.reason.contains("UTF-8"), "{r:?}");

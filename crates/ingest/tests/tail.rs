@@ -149,7 +149,10 @@ fn every_line_once_through_rotation_truncation_and_restarts() {
 
     // Stopped; meanwhile the file it was in is rotated twice and the first backup gzipped.
     let t = stop(run);
-    assert_eq!(t.position().unwrap().offset, fs::metadata(&live).unwrap().len());
+    assert_eq!(
+        t.position().unwrap().offset,
+        fs::metadata(&live).unwrap().len()
+    );
     append(&live, &next());
     let b2 = logs.join("audit-2026-03-01T00-06-00.000.log");
     fs::rename(&live, &b2).unwrap();
@@ -188,7 +191,12 @@ fn every_line_once_through_rotation_truncation_and_restarts() {
     let t = stop(run);
     assert_eq!(t.stats.malformed.load(Ordering::Relaxed), 0);
 
-    let store = std::sync::Arc::try_unwrap(sink).ok().unwrap().0.into_inner().unwrap();
+    let store = std::sync::Arc::try_unwrap(sink)
+        .ok()
+        .unwrap()
+        .0
+        .into_inner()
+        .unwrap();
     assert_eq!(store.size(), 1200, "every line exactly once");
     store.close().unwrap();
     let r = kaudit_store::verify::verify(&dir.join("data"), None).unwrap();

@@ -55,7 +55,10 @@ trait ReadWrite: Read + Write + Send {}
 impl<T: Read + Write + Send> ReadWrite for T {}
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let secs: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(20);
     let conns: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
     // `tls` as third argument: HTTPS with the generated CA, as kube-apiserver connects.
@@ -69,7 +72,16 @@ fn main() {
     let log = dir.join("audit.log");
     eprintln!("generating {n_events} events...");
     let st = Command::new(exe)
-        .args(["gen", "-n", &n_events.to_string(), "--seed", "3", "--span", "24h", "--out"])
+        .args([
+            "gen",
+            "-n",
+            &n_events.to_string(),
+            "--seed",
+            "3",
+            "--span",
+            "24h",
+            "--out",
+        ])
         .arg(&log)
         .status()
         .unwrap();
@@ -89,7 +101,11 @@ fn main() {
         .collect();
     drop(text);
     let _ = std::fs::remove_file(&log);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let cfg = dir.join("kaudit.yaml");
     std::fs::write(
@@ -223,11 +239,18 @@ fn main() {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .map(|v| v.trim().to_string())
         .unwrap_or_default();
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = server.wait();
     let mut l = lat.lock().unwrap().clone();
     l.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| l.get(((l.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0.0) * 1000.0;
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+            * 1000.0
+    };
     let n = acked.load(Ordering::Relaxed);
     let bytes: usize = bodies.iter().take(n as usize / 400).map(|b| b.len()).sum();
     println!(

@@ -452,7 +452,17 @@ fn setup_prints_the_wiring_with_this_servers_credentials() {
     let d = tmp("setup");
     let data = d.join("data");
     let data_s = data.to_string_lossy().into_owned();
-    let o = kaudit(&["setup", "kubeadm", "--data", &data_s, "--server", "https://audit.example:8443/audit"], None);
+    let o = kaudit(
+        &[
+            "setup",
+            "kubeadm",
+            "--data",
+            &data_s,
+            "--server",
+            "https://audit.example:8443/audit",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     for want in [
@@ -467,7 +477,10 @@ fn setup_prints_the_wiring_with_this_servers_credentials() {
     }
     // The embedded CA is the one the server was given.
     use base64::Engine;
-    let ca_line = out.lines().find(|l| l.contains("certificate-authority-data:")).unwrap();
+    let ca_line = out
+        .lines()
+        .find(|l| l.contains("certificate-authority-data:"))
+        .unwrap();
     let ca = base64::engine::general_purpose::STANDARD
         .decode(ca_line.split(": ").nth(1).unwrap().trim())
         .unwrap();
@@ -475,7 +488,10 @@ fn setup_prints_the_wiring_with_this_servers_credentials() {
     for (platform, want) in [
         ("k3s", "kube-apiserver-arg:"),
         ("kind", "kubeadmConfigPatches"),
-        ("minikube", "--extra-config=apiserver.audit-webhook-config-file"),
+        (
+            "minikube",
+            "--extra-config=apiserver.audit-webhook-config-file",
+        ),
         ("openshift", "oc adm node-logs"),
         ("eks", "kaudit import --format eks"),
         ("gke", "kaudit import --format gke"),
@@ -483,7 +499,10 @@ fn setup_prints_the_wiring_with_this_servers_credentials() {
     ] {
         let o = kaudit(&["setup", platform, "--data", &data_s], None);
         assert!(o.status.success(), "{platform}: {}", text(&o.stderr));
-        assert!(text(&o.stdout).contains(want), "{platform} setup lacks {want:?}");
+        assert!(
+            text(&o.stdout).contains(want),
+            "{platform} setup lacks {want:?}"
+        );
     }
     let o = kaudit(&["setup", "nomad", "--data", &data_s], None);
     assert_eq!(o.status.code(), Some(2));

@@ -79,7 +79,11 @@ fn acknowledged_batches_survive_kill_9() {
         .arg(&log)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let batches: Vec<Vec<u8>> = lines
@@ -180,15 +184,25 @@ fn acknowledged_batches_survive_kill_9() {
     terminate(&mut server);
 
     let acked: std::collections::BTreeSet<usize> = acked.lock().unwrap().iter().copied().collect();
-    assert_eq!(acked.len(), batches.len(), "every batch was acknowledged in the end");
+    assert_eq!(
+        acked.len(),
+        batches.len(),
+        "every batch was acknowledged in the end"
+    );
     // Every event exactly once: the store holds as many events as were sent, each
     // (auditID, stage) once.
     let out = kaudit()
-        .args(["query", "--stages", "--limit", "0", "--format", "csv", "--data"])
+        .args([
+            "query", "--stages", "--limit", "0", "--format", "csv", "--data",
+        ])
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = String::from_utf8(out.stdout).unwrap();
     let mut keys: Vec<(String, String)> = csv
         .lines()
@@ -202,8 +216,16 @@ fn acknowledged_batches_survive_kill_9() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), lines.len(), "no event stored twice");
-    let v = kaudit().args(["verify", "--data"]).arg(&data).output().unwrap();
-    assert!(v.status.success(), "verify: {}", String::from_utf8_lossy(&v.stdout));
+    let v = kaudit()
+        .args(["verify", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

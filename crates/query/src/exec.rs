@@ -110,7 +110,10 @@ enum Source {
 
 /// The unsealed WAL files after `manifest`'s sealed size, decoded into segment columns;
 /// `Ok(None)` when they do not start there or one vanished (a seal finished meanwhile).
-fn read_wal_tail(layout: &Layout, manifest: &Manifest) -> Result<Option<Option<RecordBatch>>, String> {
+fn read_wal_tail(
+    layout: &Layout,
+    manifest: &Manifest,
+) -> Result<Option<Option<RecordBatch>>, String> {
     let mut b = segment::Builder::new();
     let mut expect = manifest.sealed_size;
     for (first, path) in wal::list(&layout.wal()).map_err(|e| e.to_string())? {

@@ -224,8 +224,7 @@ pub fn size(s: &str) -> Result<u64, String> {
 impl Config {
     /// Reads `path`; errors name the file, line and field.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -234,7 +233,12 @@ impl Config {
             Config::default()
         } else {
             serde_saphyr::from_str(text).map_err(|e| match e.location() {
-                Some(l) => format!("line {}:{}: {}", l.line(), l.column(), first_line(&e.to_string())),
+                Some(l) => format!(
+                    "line {}:{}: {}",
+                    l.line(),
+                    l.column(),
+                    first_line(&e.to_string())
+                ),
                 None => {
                     let m = e.to_string();
                     // Unknown keys come without a position: find the key.
@@ -243,7 +247,9 @@ impl Config {
                         .and_then(|r| r.split('`').next());
                     match key.and_then(|k| {
                         text.lines().position(|l| {
-                            l.trim_start().trim_start_matches("- ").starts_with(&format!("{k}:"))
+                            l.trim_start()
+                                .trim_start_matches("- ")
+                                .starts_with(&format!("{k}:"))
                         })
                     }) {
                         Some(i) => format!("line {}: {}", i + 1, first_line(&m)),

@@ -65,7 +65,12 @@ pub fn router(state: Arc<AppState>, webhook_path: &str) -> Router {
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        m,
+    )
+        .into_response()
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response {
@@ -272,14 +277,15 @@ async fn webhook(State(s): State<Arc<AppState>>, req: Request) -> Response {
         .get_or_create(&Metrics::cluster(&cluster))
         .inc_by(n);
     if n == 0 {
-        return json(StatusCode::OK, &serde_json::json!({"stored": 0, "duplicates": 0}));
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({"stored": 0, "duplicates": 0}),
+        );
     }
     let bytes = batch.bytes() as u64;
     match writer.submit(batch, bytes).await {
         Ok(Ok(a)) => {
-            s.metrics
-                .ack_seconds
-                .observe(start.elapsed().as_secs_f64());
+            s.metrics.ack_seconds.observe(start.elapsed().as_secs_f64());
             json(
                 StatusCode::OK,
                 &serde_json::json!({"stored": a.stored, "duplicates": a.duplicates}),
@@ -310,7 +316,9 @@ async fn read_limited(body: Body, max: u64) -> Result<Bytes, StatusCode> {
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(StatusCode::PAYLOAD_TOO_LARGE)
             } else {
                 Err(StatusCode::BAD_REQUEST)
@@ -320,23 +328,24 @@ async fn read_limited(body: Body, max: u64) -> Result<Bytes, StatusCode> {
 }
 
 /// The query API is for readers: a listed API token, or (when none is listed) loopback.
-fn may_read(s: &AppState, conn: Option<&Conn>, h: &HeaderMap) -> Result<(), Response> {
+/// `Some(refusal)` when the caller is not one.
+fn refuse_reader(s: &AppState, conn: Option<&Conn>, h: &HeaderMap) -> Option<Response> {
     if s.api_tokens.is_empty() {
         if conn.is_some_and(|c| c.peer.ip().is_loopback()) {
-            return Ok(());
+            return None;
         }
-        return Err(text(
+        return Some(text(
             StatusCode::FORBIDDEN,
             "queries are answered on loopback only (list api.tokens to allow others)",
         ));
     }
     match bearer(h) {
-        Some(t) if s.api_tokens.iter().any(|k| same(k, t)) => Ok(()),
+        Some(t) if s.api_tokens.iter().any(|k| same(k, t)) => None,
         _ => {
             let mut r = text(StatusCode::UNAUTHORIZED, "an API bearer token is required");
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(r)
+            Some(r)
         }
     }
 }
@@ -397,7 +406,7 @@ async fn query(
     Query(p): Query<QueryParams>,
     req: Request,
 ) -> Response {
-    if let Err(r) = may_read(&s, req.extensions().get::<Conn>(), req.headers()) {
+    if let Some(r) = refuse_reader(&s, req.extensions().get::<Conn>(), req.headers()) {
         return r;
     }
     let now = now_micros();
@@ -431,7 +440,7 @@ async fn ask_question(
     Query(p): Query<QueryParams>,
     req: Request,
 ) -> Response {
-    if let Err(r) = may_read(&s, req.extensions().get::<Conn>(), req.headers()) {
+    if let Some(r) = refuse_reader(&s, req.extensions().get::<Conn>(), req.headers()) {
         return r;
     }
     let Some(q) = ask::question(&name) else {

@@ -35,8 +35,11 @@ use crate::writer::{Housekeeping, Writer, WriterSink};
 /// Where messages go (stderr for the binary, captured in tests).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// The credentials webhook senders present: (token -> cluster, client CN -> cluster).
-pub fn credentials(cfg: &Config) -> Result<(HashMap<String, String>, HashMap<String, String>), String> {
+/// Bearer token -> cluster, and client certificate CN -> cluster.
+pub type Credentials = (HashMap<String, String>, HashMap<String, String>);
+
+/// The credentials webhook senders present.
+pub fn credentials(cfg: &Config) -> Result<Credentials, String> {
     let mut tokens = HashMap::new();
     let mut cns = HashMap::new();
     for c in &cfg.clusters {
@@ -166,8 +169,13 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .and_then(|c| tls::common_name(c));
-                        serve_conn(TokioIo::new(stream), Conn { peer, client_cn }, router, watcher)
-                            .await;
+                        serve_conn(
+                            TokioIo::new(stream),
+                            Conn { peer, client_cn },
+                            router,
+                            watcher,
+                        )
+                        .await;
                     }
                     None => {
                         let conn = Conn {
@@ -193,8 +201,18 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         seal_every: config::duration(&cfg.store.seal_every)?,
         checkpoint_every: config::duration(&cfg.store.checkpoint_every)?,
         retention_every: config::duration(&cfg.retention.every)?,
-        max_age: cfg.retention.max_age.as_deref().map(config::duration).transpose()?,
-        max_bytes: cfg.retention.max_size.as_deref().map(config::size).transpose()?,
+        max_age: cfg
+            .retention
+            .max_age
+            .as_deref()
+            .map(config::duration)
+            .transpose()?,
+        max_bytes: cfg
+            .retention
+            .max_size
+            .as_deref()
+            .map(config::size)
+            .transpose()?,
     };
     let data = cfg.data.clone();
     let st = state.clone();
@@ -214,10 +232,16 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         };
         let r = store.recovery();
         if let Some((p, n, why)) = &r.torn_tail {
-            l(&format!("recovered: cut {n} bytes of a torn write from {} ({why})", p.display()));
+            l(&format!(
+                "recovered: cut {n} bytes of a torn write from {} ({why})",
+                p.display()
+            ));
         }
         if r.sealed_on_open > 0 {
-            l(&format!("recovered: sealing {} WAL file(s) left unsealed", r.sealed_on_open));
+            l(&format!(
+                "recovered: sealing {} WAL file(s) left unsealed",
+                r.sealed_on_open
+            ));
         }
         let size = store.size();
         let (writer, writer_thread) = Writer::start(store, hk, metrics.clone(), l.clone());
@@ -250,8 +274,12 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
                 let publish = |reported: &mut (u64, u64)| {
                     let lines = stats.lines.load(Ordering::Relaxed);
                     let bad = stats.malformed.load(Ordering::Relaxed);
-                    m.tail_lines.get_or_create(&label).inc_by(lines - reported.0);
-                    m.tail_malformed.get_or_create(&label).inc_by(bad - reported.1);
+                    m.tail_lines
+                        .get_or_create(&label)
+                        .inc_by(lines - reported.0);
+                    m.tail_malformed
+                        .get_or_create(&label)
+                        .inc_by(bad - reported.1);
                     m.tail_lag_bytes
                         .get_or_create(&label)
                         .set(stats.lag_bytes.load(Ordering::Relaxed));

@@ -137,11 +137,7 @@ impl Metrics {
             "Bytes of a tailed file not yet read",
             m.tail_lag_bytes.clone(),
         );
-        r.register(
-            "tail_lines",
-            "Lines read by a tailer",
-            m.tail_lines.clone(),
-        );
+        r.register("tail_lines", "Lines read by a tailer", m.tail_lines.clone());
         r.register(
             "tail_malformed",
             "Lines a tailer could not decode (skipped and logged)",
@@ -157,7 +153,8 @@ impl Metrics {
 
     pub fn encode(&self) -> String {
         let mut s = String::new();
-        prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut s, &self.registry)
+            .expect("writing to a String");
         s
     }
 

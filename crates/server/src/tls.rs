@@ -175,9 +175,7 @@ pub fn server_config(
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in certs(ca)? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+                roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
             }
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .allow_unauthenticated()

@@ -59,8 +59,15 @@ fn post(addr: &str, path: &str, body: &[u8]) -> (u16, bool) {
     let _ = s.write_all(body);
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    let status = out.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
-    (status, out.to_ascii_lowercase().contains("\r\nretry-after:"))
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.to_ascii_lowercase().contains("\r\nretry-after:"),
+    )
 }
 
 struct Mount(std::path::PathBuf);
@@ -81,13 +88,20 @@ async fn disk_full_refuses_keeps_data_and_recovers() {
         .arg(&mnt)
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "this test mounts a small tmpfs and needs root (CI runs as root)");
+    assert!(
+        ok,
+        "this test mounts a small tmpfs and needs root (CI runs as root)"
+    );
     let _m = Mount(mnt.clone());
     // Space to give back later.
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![0u8; 6 << 20]).unwrap();
     let data = mnt.join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let cfg = Config::parse(&format!(
         "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: c\n    token: t\n\
@@ -125,10 +139,16 @@ async fn disk_full_refuses_keeps_data_and_recovers() {
     })
     .await
     .unwrap();
-    assert!(!refused.is_empty(), "the disk never filled ({} batches stored)", acked.len());
+    assert!(
+        !refused.is_empty(),
+        "the disk never filled ({} batches stored)",
+        acked.len()
+    );
     assert!(!acked.is_empty());
     let a = addr.clone();
-    let health = tokio::task::spawn_blocking(move || post(&a, "/healthz", b"")).await.unwrap();
+    let health = tokio::task::spawn_blocking(move || post(&a, "/healthz", b""))
+        .await
+        .unwrap();
     assert_eq!(health.0, 200, "the server stopped answering");
 
     // Space returns: the refused batches go in.

@@ -42,7 +42,11 @@ struct Resp {
 }
 
 impl Client {
-    fn new(ca: &std::path::Path, cert: Option<(&std::path::Path, &std::path::Path)>, addr: std::net::SocketAddr) -> Client {
+    fn new(
+        ca: &std::path::Path,
+        cert: Option<(&std::path::Path, &std::path::Path)>,
+        addr: std::net::SocketAddr,
+    ) -> Client {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca).unwrap() {
@@ -55,7 +59,10 @@ impl Client {
         let cfg = match cert {
             Some((c, k)) => b
                 .with_client_auth_cert(
-                    CertificateDer::pem_file_iter(c).unwrap().map(|c| c.unwrap()).collect(),
+                    CertificateDer::pem_file_iter(c)
+                        .unwrap()
+                        .map(|c| c.unwrap())
+                        .collect(),
                     PrivateKeyDer::from_pem_file(k).unwrap(),
                 )
                 .unwrap(),
@@ -69,7 +76,9 @@ impl Client {
 
     /// One HTTP/1.1 request; `Err` when the connection or TLS handshake fails.
     async fn post(&self, headers: &[(&str, &str)], body: &[u8]) -> Result<Resp, String> {
-        let tcp = TcpStream::connect(self.addr).await.map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
         let conn = tokio_rustls::TlsConnector::from(self.cfg.clone());
         let mut s = conn
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -136,7 +145,9 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     let audit_log = tmp.path().join("audit.log");
     std::fs::write(
         &audit_log,
-        (0..300).map(|i| event(500_000 + i, "ResponseComplete") + "\n").collect::<String>(),
+        (0..300)
+            .map(|i| event(500_000 + i, "ResponseComplete") + "\n")
+            .collect::<String>(),
     )
     .unwrap();
     let mut cfg = Config::parse(&format!(
@@ -160,7 +171,10 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     // The tailed file is read in as soon as the store is open.
     let t = std::time::Instant::now();
     while stored(&client).await < 300 {
-        assert!(t.elapsed() < Duration::from_secs(20), "the tailed file was not read");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the tailed file was not read"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -182,7 +196,9 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
         for &i in chunk {
             let c = client.clone();
             let body = batches[i].clone();
-            tasks.push(tokio::spawn(async move { c.post(&[JSON, AUTH], &body).await }));
+            tasks.push(tokio::spawn(
+                async move { c.post(&[JSON, AUTH], &body).await },
+            ));
         }
         for t in tasks {
             let r = t.await.unwrap().unwrap();
@@ -194,7 +210,10 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     // mTLS: the generated client certificate speaks for "staging".
     let mtls = Client::new(&g.ca(), Some((&g.client(), &g.client_key())), server.addr);
     let r = mtls.post(&[JSON], &batches[0]).await.unwrap();
-    assert_eq!((r.status, r.body.trim()), (200, r#"{"stored":400,"duplicates":0}"#));
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (200, r#"{"stored":400,"duplicates":0}"#)
+    );
     assert_eq!(stored(&client).await, 8700);
 
     // The bad-input suite: (what, headers, body, expected status).
@@ -207,25 +226,85 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     let bomb = bomb.finish().unwrap();
     let huge = event_list(&[event(90_001, "ResponseComplete").replace(
         "\"level\":\"Metadata\"",
-        &format!("\"level\":\"Metadata\",\"annotations\":{{\"x\":\"{}\"}}", "a".repeat(3 << 20)),
+        &format!(
+            "\"level\":\"Metadata\",\"annotations\":{{\"x\":\"{}\"}}",
+            "a".repeat(3 << 20)
+        ),
     )]);
     let gzip = ("Content-Encoding", "gzip");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
-        ("malformed JSON", vec![JSON, AUTH], b"{\"kind\":\"EventList\",".to_vec(), 400),
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "malformed JSON",
+            vec![JSON, AUTH],
+            b"{\"kind\":\"EventList\",".to_vec(),
+            400,
+        ),
         ("not JSON", vec![JSON, AUTH], b"hello".to_vec(), 400),
-        ("wrong kind", vec![JSON, AUTH], String::from_utf8(good.clone()).unwrap().replace("EventList", "PodList").into_bytes(), 400),
-        ("wrong apiVersion", vec![JSON, AUTH], String::from_utf8(good.clone()).unwrap().replace("audit.k8s.io/v1", "audit.k8s.io/v2").into_bytes(), 400),
-        ("truncated body", vec![JSON, AUTH], good[..good.len() / 2].to_vec(), 400),
-        ("a bad item among good ones", vec![JSON, AUTH], event_list(&[event(90_002, "ResponseComplete"), "{\"stage\":42}".into()]), 400),
+        (
+            "wrong kind",
+            vec![JSON, AUTH],
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replace("EventList", "PodList")
+                .into_bytes(),
+            400,
+        ),
+        (
+            "wrong apiVersion",
+            vec![JSON, AUTH],
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replace("audit.k8s.io/v1", "audit.k8s.io/v2")
+                .into_bytes(),
+            400,
+        ),
+        (
+            "truncated body",
+            vec![JSON, AUTH],
+            good[..good.len() / 2].to_vec(),
+            400,
+        ),
+        (
+            "a bad item among good ones",
+            vec![JSON, AUTH],
+            event_list(&[event(90_002, "ResponseComplete"), "{\"stage\":42}".into()]),
+            400,
+        ),
         ("a huge single event", vec![JSON, AUTH], huge, 413),
         ("a decompression bomb", vec![JSON, AUTH, gzip], bomb, 413),
-        ("gzip that is not gzip", vec![JSON, AUTH, gzip], good.clone(), 400),
-        ("unknown encoding", vec![JSON, AUTH, ("Content-Encoding", "br")], good.clone(), 415),
-        ("wrong content type", vec![("Content-Type", "text/plain"), AUTH], good.clone(), 415),
+        (
+            "gzip that is not gzip",
+            vec![JSON, AUTH, gzip],
+            good.clone(),
+            400,
+        ),
+        (
+            "unknown encoding",
+            vec![JSON, AUTH, ("Content-Encoding", "br")],
+            good.clone(),
+            415,
+        ),
+        (
+            "wrong content type",
+            vec![("Content-Type", "text/plain"), AUTH],
+            good.clone(),
+            415,
+        ),
         ("no content type", vec![AUTH], good.clone(), 415),
         ("no credentials", vec![JSON], good.clone(), 401),
-        ("a wrong token", vec![JSON, ("Authorization", "Bearer prod-tokeN")], good.clone(), 401),
-        ("basic auth", vec![JSON, ("Authorization", "Basic cHJvZDpwcm9k")], good.clone(), 401),
+        (
+            "a wrong token",
+            vec![JSON, ("Authorization", "Bearer prod-tokeN")],
+            good.clone(),
+            401,
+        ),
+        (
+            "basic auth",
+            vec![JSON, ("Authorization", "Basic cHJvZDpwcm9k")],
+            good.clone(),
+            401,
+        ),
     ];
     for (what, headers, body, want) in cases {
         let r = client.post(&headers, &body).await.unwrap();
@@ -236,11 +315,20 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     let other = tempfile::tempdir().unwrap();
     let og = tls::ensure_generated(other.path(), &[]).unwrap();
     let stranger = Client::new(&g.ca(), Some((&og.client(), &og.client_key())), server.addr);
-    assert!(stranger.post(&[JSON], &good).await.is_err(), "a foreign client certificate was accepted");
+    assert!(
+        stranger.post(&[JSON], &good).await.is_err(),
+        "a foreign client certificate was accepted"
+    );
     // A gzipped body is accepted; and the server still serves.
     let r = client.post(&[JSON, AUTH, gzip], &gz_good).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = client.post(&[JSON, AUTH], &event_list(&[event(90_003, "ResponseComplete")])).await.unwrap();
+    let r = client
+        .post(
+            &[JSON, AUTH],
+            &event_list(&[event(90_003, "ResponseComplete")]),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(stored(&client).await, 8702);
 
@@ -249,9 +337,13 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     let mut tasks = Vec::new();
     for b in 0..8 {
         let c = client.clone();
-        let items: Vec<String> = (0..400).map(|i| event(700_000 + b * 400 + i, "ResponseComplete")).collect();
+        let items: Vec<String> = (0..400)
+            .map(|i| event(700_000 + b * 400 + i, "ResponseComplete"))
+            .collect();
         let body = event_list(&items);
-        tasks.push(tokio::spawn(async move { c.post(&[JSON, AUTH], &body).await }));
+        tasks.push(tokio::spawn(
+            async move { c.post(&[JSON, AUTH], &body).await },
+        ));
     }
     tokio::time::sleep(Duration::from_millis(5)).await;
     server.shutdown().await.unwrap();
@@ -267,7 +359,11 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     let v = kaudit_store::verify::verify(&data, None).unwrap();
     assert_eq!((v.failure, v.events), (None, 8702 + acked));
     // Each source's events carry its cluster.
-    for (cluster, n) in [("node-log", 300), ("prod", 8002 + acked as usize), ("staging", 400)] {
+    for (cluster, n) in [
+        ("node-log", 300),
+        ("prod", 8002 + acked as usize),
+        ("staging", 400),
+    ] {
         let mut q = kaudit_query::exec::Query::new(kaudit_query::filter::parse("", 0).unwrap());
         q.cluster = Some(cluster.into());
         q.stages = true;

@@ -24,6 +24,4 @@ mod store;
 pub mod verify;
 pub mod wal;
 
-pub use store::{
-    Appended, CheckpointLine, Incoming, Layout, Options, Recovery, Store, now_micros,
-};
+pub use store::{Appended, CheckpointLine, Incoming, Layout, Options, Recovery, Store, now_micros};

@@ -364,7 +364,9 @@ impl Store {
     /// stored (same cluster, auditID, request time and stage) are skipped. On error nothing
     /// of the batch is kept.
     pub fn append(&mut self, batch: &[Incoming<'_>]) -> Result<Appended> {
-        self.append_group(&[batch]).pop().expect("one result per batch")
+        self.append_group(&[batch])
+            .pop()
+            .expect("one result per batch")
     }
 
     /// Stores several batches with one write and one fsync (group commit), in order. Each
@@ -805,7 +807,9 @@ impl Sealer {
 
     fn result(&mut self, wait: bool) -> Result<Option<Result<SegmentMeta>>> {
         let r = if wait {
-            self.results.recv().map_err(|_| "the sealing thread has stopped".to_string())
+            self.results
+                .recv()
+                .map_err(|_| "the sealing thread has stopped".to_string())
         } else {
             match self.results.try_recv() {
                 Ok(r) => Ok(r),

@@ -346,13 +346,21 @@ fn proofs_after_retention() {
 fn reimport_is_deduplicated_from_cold_row_groups() {
     let f = fixture();
     let mut s = Store::open(&f.dir, opts()).unwrap();
-    let groups: usize = s.manifest().segments.iter().map(|g| g.row_groups.len()).sum();
+    let groups: usize = s
+        .manifest()
+        .segments
+        .iter()
+        .map(|g| g.row_groups.len())
+        .sum();
     let (hot, cold, _, loads) = s.dedup_stats();
     assert_eq!((cold, loads), (groups, 0));
     assert!(hot <= 600, "only the WAL's keys are hot: {hot}");
     assert_eq!(import(&mut s, &traffic(4600)), (0, 4600));
     let (_, _, _, loads) = s.dedup_stats();
-    assert!(loads > 0 && loads as usize <= groups, "{loads} row group reads for {groups} groups");
+    assert!(
+        loads > 0 && loads as usize <= groups,
+        "{loads} row group reads for {groups} groups"
+    );
     // A request is known by cluster, audit ID and request time: the same IDs at other times
     // (traffic generated over the same hour at another rate) are other requests.
     assert_eq!(import(&mut s, &traffic(200)), (200, 0));

@@ -114,7 +114,8 @@ pub fn setup(a: SetupArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let g = tls::ensure_generated(&c.data, &c.tls.hosts).map_err(|e| anyhow!(e))?;
-    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| anyhow!("{}: {e}", p.display()));
+    let read =
+        |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| anyhow!("{}: {e}", p.display()));
     let ca = match (&c.tls.cert, c.tls.enabled) {
         (None, true) => Some(read(g.ca())?),
         _ => None,
@@ -144,13 +145,20 @@ pub fn setup(a: SetupArgs) -> Result<ExitCode> {
                 .clusters
                 .iter()
                 .find(|x| x.name == a.cluster)
-                .ok_or_else(|| anyhow!("--cluster {:?} is not in the configuration's clusters", a.cluster))?;
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--cluster {:?} is not in the configuration's clusters",
+                        a.cluster
+                    )
+                })?;
             match (&cl.token, &cl.token_file) {
                 (Some(t), _) => t.clone(),
                 (None, Some(f)) => read(f.clone())?.trim().to_string(),
-                _ => "<the client certificate for CN ".to_string()
-                    + cl.client_cn.as_deref().unwrap_or("")
-                    + ">",
+                _ => {
+                    "<the client certificate for CN ".to_string()
+                        + cl.client_cn.as_deref().unwrap_or("")
+                        + ">"
+                }
             }
         };
         format!("    token: {token}\n")
