@@ -36,6 +36,9 @@ pub trait Sink: Send + Sync {
     fn append(&self, batch: &Batch) -> Result<Appended, String>;
 }
 
+/// Longest line taken (the store refuses larger records); longer ones are skipped and logged.
+const MAX_LINE: usize = kaudit_store::wal::MAX_RECORD - 4096;
+
 /// Bytes fingerprinted at the start of a file.
 const FINGERPRINT: usize = 1024;
 
@@ -127,11 +130,11 @@ fn begins_like(p: &Path, pos: &Position) -> bool {
     buf.len() as u64 == pos.fingerprint_len && digest(&buf) == pos.fingerprint
 }
 
-/// Files beside `live` that may hold its earlier lines: lumberjack's backups, oldest first,
-/// then other files whose names start with its name (logrotate's `audit.log.1`,
-/// `audit.log-20260301`, `.gz` or not).
-fn candidates(live: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut out = rotation::backups(live)?;
+/// Files beside `live` that are not lumberjack backups but may hold its earlier lines:
+/// logrotate's copies (`audit.log.1`, `audit.log-20260301`, `.gz` or not). Unordered.
+fn copies(live: &Path) -> io::Result<Vec<PathBuf>> {
+    let ordered = rotation::backups(live)?;
+    let mut out = Vec::new();
     let Some(name) = live.file_name().and_then(|n| n.to_str()) else {
         return Ok(out);
     };
@@ -145,12 +148,30 @@ fn candidates(live: &Path) -> io::Result<Vec<PathBuf>> {
                 Some(d) => d.join(n),
                 None => PathBuf::from(n),
             };
-            if !out.contains(&p) && e.file_type().is_ok_and(|t| t.is_file()) {
+            if !ordered.contains(&p) && e.file_type().is_ok_and(|t| t.is_file()) {
                 out.push(p);
             }
         }
     }
     Ok(out)
+}
+
+/// Which of `files` is the one `pos` was read from: a plain file with its inode that still
+/// begins with its bytes, else (when a fingerprint was taken) any file, plain or gzipped,
+/// beginning with them.
+fn find(files: &[PathBuf], pos: &Position) -> Option<usize> {
+    files
+        .iter()
+        .position(|b| {
+            b.extension().is_none_or(|x| x != "gz")
+                && fs::metadata(b).is_ok_and(|m| m.ino() == pos.inode)
+                && begins_like(b, pos)
+        })
+        .or_else(|| {
+            (pos.fingerprint_len > 0)
+                .then(|| files.iter().position(|b| begins_like(b, pos)))
+                .flatten()
+        })
 }
 
 impl Tailer {
@@ -244,31 +265,38 @@ impl Tailer {
         {
             return Ok((vec![live.clone()], pos.offset));
         }
-        let backups = candidates(live)?;
-        let found = backups
-            .iter()
-            .position(|b| {
-                b.extension().is_none_or(|x| x != "gz")
-                    && fs::metadata(b).is_ok_and(|m| m.ino() == pos.inode)
-            })
-            .or_else(|| backups.iter().position(|b| begins_like(b, &pos)));
-        match found {
-            Some(i) => {
-                let mut files = backups[i..].to_vec();
-                files.push(live.clone());
-                Ok((files, pos.offset))
-            }
-            None => {
-                (self.log)(&format!(
-                    "{}: the file read up to byte {} is gone (not the live file, not a backup \
-                     beside it): reading the live file from its start; events in between may \
-                     be missing",
-                    live.display(),
-                    pos.offset
-                ));
-                Ok((vec![live.clone()], 0))
-            }
+        let backups = rotation::backups(live)?;
+        if let Some(i) = find(&backups, &pos) {
+            let mut files = backups[i..].to_vec();
+            files.push(live.clone());
+            return Ok((files, pos.offset));
         }
+        // A logrotate copy: it, then the live file.
+        let copies = copies(live)?;
+        if let Some(i) = find(&copies, &pos) {
+            return Ok((vec![copies[i].clone(), live.clone()], pos.offset));
+        }
+        (self.log)(&format!(
+            "{}: the file read up to byte {} is gone (not the live file, not a backup beside \
+             it): reading the live file from its start; events in between may be missing",
+            live.display(),
+            pos.offset
+        ));
+        Ok((vec![live.clone()], 0))
+    }
+
+    /// What to read after the file `pos` describes (finished): the backups rotated after it,
+    /// oldest first, then the live file. Listed afresh, so rotations that happened while it
+    /// was being read are not skipped.
+    fn following(&self, pos: &Position) -> Vec<PathBuf> {
+        let live = self.cfg.path.clone();
+        let backups = rotation::backups(&live).unwrap_or_default();
+        let mut out = match find(&backups, pos) {
+            Some(i) => backups[i + 1..].to_vec(),
+            None => Vec::new(),
+        };
+        out.push(live);
+        out
     }
 
     /// Follows the file until `stop` is set, appending to `sink`. Returns on a sink error
@@ -281,6 +309,7 @@ impl Tailer {
         let mut cur: Option<Current> = None;
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut pending: Vec<u8> = Vec::new();
+        let mut skipping = false;
         let mut batch = Batch::new(&self.cfg.cluster, 0);
         while !stop.load(Ordering::Relaxed) {
             if cur.is_none() {
@@ -289,12 +318,21 @@ impl Tailer {
                 }
                 let p = queue.remove(0);
                 let backup = !queue.is_empty() || p != live;
-                match self.open(&p, backup, first_offset.take().unwrap_or(0)) {
+                let offset_for_retry = first_offset.take().unwrap_or(0);
+                match self.open(&p, backup, offset_for_retry) {
                     Ok(c) => {
                         pending.clear();
+                        skipping = false;
                         cur = Some(c);
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        let gz = PathBuf::from(format!("{}.gz", p.display()));
+                        if p != live && gz.exists() {
+                            // Compressed meanwhile: the same lines, gzipped.
+                            queue.insert(0, gz);
+                            first_offset = Some(offset_for_retry);
+                            continue;
+                        }
                         if p != live {
                             (self.log)(&format!("{}: vanished before it was read", p.display()));
                         }
@@ -313,6 +351,20 @@ impl Tailer {
             }
             .map_err(|e| format!("{name}: {e}"))?;
             if n > 0 {
+                if skipping {
+                    // Inside a line too long to keep: drop bytes up to its end.
+                    match buf.iter().position(|&b| b == b'\n') {
+                        Some(i) => {
+                            c.offset += i as u64 + 1;
+                            buf.drain(..=i);
+                            skipping = false;
+                        }
+                        None => {
+                            c.offset += buf.len() as u64;
+                            continue;
+                        }
+                    }
+                }
                 pending.extend_from_slice(&buf);
                 // Whole lines only; a partial line waits for its end.
                 let end = pending.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
@@ -322,6 +374,16 @@ impl Tailer {
                     c.offset += consumed;
                     pending.drain(..end);
                     self.flush(&mut batch, sink, c)?;
+                }
+                if pending.len() > MAX_LINE {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    (self.log)(&format!(
+                        "{name}: byte {}: a line longer than {MAX_LINE} bytes: skipped",
+                        c.offset
+                    ));
+                    c.offset += pending.len() as u64;
+                    pending.clear();
+                    skipping = true;
                 }
                 // Before the file holds FINGERPRINT bytes, its fingerprint grows with it.
                 if c.fingerprint_len < FINGERPRINT as u64 && c.gz.is_none() {
@@ -346,7 +408,7 @@ impl Tailer {
                     self.partial(&pending, c.offset);
                     pending.clear();
                 }
-                self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                queue = self.following(&self.pos(c));
                 cur = None;
                 continue;
             }
@@ -357,11 +419,11 @@ impl Tailer {
                     if size < c.offset + pending.len() as u64 || !begins_like(&live, &self.pos(c)) {
                         // Copy-truncate: the rest of what we were reading is in the copy.
                         self.stats.truncations.fetch_add(1, Ordering::Relaxed);
-                        let copy = candidates(&live)
+                        let pos = self.pos(c);
+                        let copy = copies(&live)
                             .unwrap_or_default()
                             .into_iter()
-                            .rev()
-                            .find(|b| begins_like(b, &self.pos(c)));
+                            .find(|b| pos.fingerprint_len > 0 && begins_like(b, &pos));
                         let at = c.offset;
                         pending.clear();
                         match copy {
@@ -411,8 +473,8 @@ impl Tailer {
                         pending.clear();
                     }
                     self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                    queue = self.following(&self.pos(c));
                     cur = None;
-                    queue = vec![live.clone()];
                 }
                 Err(_) => std::thread::sleep(self.cfg.poll),
             }
@@ -448,6 +510,14 @@ impl Tailer {
         decode::decode_slice(text, |r| {
             stats.lines.fetch_add(1, Ordering::Relaxed);
             match r {
+                Ok(rec) if rec.raw.len() > MAX_LINE => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    log(&format!(
+                        "{name}:{}: an event of {} bytes, above the store's limit: skipped",
+                        rec.line,
+                        rec.raw.len()
+                    ));
+                }
                 Ok(rec) => batch.push(rec.raw, &rec.event),
                 Err(e) => {
                     stats.malformed.fetch_add(1, Ordering::Relaxed);

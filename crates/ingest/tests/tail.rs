@@ -17,12 +17,20 @@ use kaudit_model::MicroTime;
 use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
 use kaudit_store::{Appended, Options, Store};
 
-struct StoreSink(Mutex<Store>);
+struct StoreSink(Mutex<Store>, Mutex<Duration>);
 
 impl Sink for StoreSink {
     fn append(&self, batch: &Batch) -> Result<Appended, String> {
+        // A slow disk, when a test asks for one.
+        let delay = *self.1.lock().unwrap();
+        std::thread::sleep(delay);
         self.0.lock().unwrap().append(&batch.incoming())
     }
+}
+
+fn sink(dir: &Path) -> std::sync::Arc<StoreSink> {
+    let store = Store::open(&dir.join("data"), Options::default()).unwrap();
+    std::sync::Arc::new(StoreSink(Mutex::new(store), Mutex::new(Duration::ZERO)))
 }
 
 fn lines(n: u64) -> Vec<String> {
@@ -125,8 +133,7 @@ fn every_line_once_through_rotation_truncation_and_restarts() {
     let all = lines(1200);
     let mut chunks = all.chunks(100);
     let mut next = || chunks.next().unwrap().concat();
-    let store = Store::open(&dir.join("data"), Options::default()).unwrap();
-    let sink = std::sync::Arc::new(StoreSink(Mutex::new(store)));
+    let sink = sink(dir);
 
     // Lines before the tailer starts, and one written in two pieces.
     append(&live, &next());
@@ -201,4 +208,32 @@ fn every_line_once_through_rotation_truncation_and_restarts() {
     store.close().unwrap();
     let r = kaudit_store::verify::verify(&dir.join("data"), None).unwrap();
     assert_eq!((r.failure, r.events), (None, 1200));
+}
+
+/// The log rotates twice while the tailer is busy storing a batch (a slow disk): the file
+/// between the two rotations is read too.
+#[test]
+fn two_rotations_while_busy_skip_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let logs = dir.join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let live = logs.join("audit.log");
+    let all = lines(400);
+    let sink = sink(dir);
+    append(&live, &all[..100].concat());
+    let run = start(tailer(dir, &live), sink.clone());
+    wait_for(&sink, 100);
+    *sink.1.lock().unwrap() = Duration::from_millis(400);
+    append(&live, &all[100..200].concat());
+    std::thread::sleep(Duration::from_millis(100)); // it is now inside the slow append
+    fs::rename(&live, logs.join("audit-2026-03-01T00-05-00.000.log")).unwrap();
+    append(&live, &all[200..300].concat());
+    fs::rename(&live, logs.join("audit-2026-03-01T00-06-00.000.log")).unwrap();
+    append(&live, &all[300..].concat());
+    *sink.1.lock().unwrap() = Duration::ZERO;
+    wait_for(&sink, 400);
+    let t = stop(run);
+    assert_eq!(t.stats.malformed.load(Ordering::Relaxed), 0);
+    assert_eq!(sink.0.lock().unwrap().size(), 400);
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// One request on a keep-alive connection: the status, or `None` if the connection broke.
 fn exchange<S: Read + Write>(r: &mut BufReader<S>, body: &[u8]) -> Option<u16> {
     let head = format!(
-        "POST /audit?timeout=30s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /audit?timeout=30s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer load-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let s = r.get_mut();
@@ -111,7 +111,7 @@ fn main() {
     std::fs::write(
         &cfg,
         format!(
-            "data: {}\nlisten: {addr}\ntls: {{enabled: {tls}}}\nclusters:\n  - name: load\n    token: t\n{}",
+            "data: {}\nlisten: {addr}\ntls: {{enabled: {tls}}}\nclusters:\n  - name: load\n    token: load-token\n{}",
             dir.join("data").display(),
             // Extra settings to compare (e.g. "store: {seal_rows: 200000}").
             std::env::var("LOAD_CONFIG").unwrap_or_default()

@@ -285,9 +285,24 @@ impl Config {
         duration(&self.store.seal_every).map_err(|e| format!("store.seal_every: {e}"))?;
         duration(&self.store.checkpoint_every)
             .map_err(|e| format!("store.checkpoint_every: {e}"))?;
+        for (i, t) in self.api.tokens.iter().enumerate() {
+            if t.trim().len() < 8 {
+                return Err(format!("api.tokens[{i}]: at least 8 characters"));
+            }
+        }
         for (i, c) in self.clusters.iter().enumerate() {
             if c.name.is_empty() || c.name.len() > 253 {
                 return Err(format!("clusters[{i}].name: 1 to 253 characters"));
+            }
+            if c.token.as_deref().is_some_and(|t| t.trim().len() < 8) {
+                return Err(format!(
+                    "clusters[{i}] ({}).token: at least 8 characters (an empty or short token is \
+                     guessable)",
+                    c.name
+                ));
+            }
+            if c.client_cn.as_deref().is_some_and(str::is_empty) {
+                return Err(format!("clusters[{i}] ({}).client_cn: empty", c.name));
             }
             if c.token.is_none() && c.token_file.is_none() && c.client_cn.is_none() {
                 return Err(format!(
@@ -316,7 +331,7 @@ mod tests {
     #[test]
     fn a_full_file() {
         let c = Config::parse(
-            "data: /var/lib/kaudit\nlisten: 127.0.0.1:9443\nclusters:\n  - name: prod\n    token: s3cret\n  - name: staging\n    client_cn: apiserver-staging\ntail:\n  - path: /var/log/audit.log\n    cluster: prod\nretention:\n  max_age: 90d\n  max_size: 50G\n",
+            "data: /var/lib/kaudit\nlisten: 127.0.0.1:9443\nclusters:\n  - name: prod\n    token: s3cret-token\n  - name: staging\n    client_cn: apiserver-staging\ntail:\n  - path: /var/log/audit.log\n    cluster: prod\nretention:\n  max_age: 90d\n  max_size: 50G\n",
         )
         .unwrap();
         assert_eq!(c.clusters.len(), 2);

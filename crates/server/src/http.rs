@@ -115,6 +115,7 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Constant-time comparison, so a token cannot be guessed byte by byte from timings.

@@ -49,8 +49,11 @@ pub fn credentials(cfg: &Config) -> Result<Credentials, String> {
         if let Some(f) = &c.token_file {
             let t = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
             let t = t.lines().next().unwrap_or("").trim().to_string();
-            if t.is_empty() {
-                return Err(format!("{}: empty token file", f.display()));
+            if t.len() < 8 {
+                return Err(format!(
+                    "{}: the token must be at least 8 characters",
+                    f.display()
+                ));
             }
             tokens.insert(t, c.name.clone());
         }

@@ -51,7 +51,7 @@ fn post(addr: &str, path: &str, body: &[u8]) -> (u16, bool) {
     let mut s = TcpStream::connect(addr).unwrap();
     let method = if body.is_empty() { "GET" } else { "POST" };
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer disk-full-token\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
@@ -104,7 +104,7 @@ async fn disk_full_refuses_keeps_data_and_recovers() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let cfg = Config::parse(&format!(
-        "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: c\n    token: t\n\
+        "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: c\n    token: disk-full-token\n\
          store:\n  seal_rows: 4000\n  checkpoint_every: 10ms\n",
         data.display()
     ))

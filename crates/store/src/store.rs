@@ -216,6 +216,12 @@ impl Store {
             .append(true)
             .open(layout.checkpoints())
             .map_err(io_err(&layout.checkpoints()))?;
+        for e in fs::read_dir(layout.wal()).map_err(io_err(&layout.wal()))? {
+            let p = e.map_err(io_err(&layout.wal()))?.path();
+            if p.extension().is_some_and(|x| x == "tmp") {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
         let mut files = wal::list(&layout.wal()).map_err(io_err(&layout.wal()))?;
         let mut store_frontier = frontier;
         let mut recovery = Recovery::default();
@@ -283,6 +289,21 @@ impl Store {
                 last = Some((first, path, scan.valid_len, rows));
             }
         }
+        // A checkpoint is signed only after the WAL is fsync'd: leaves it covers were durable.
+        // If the WAL now ends before them, the damage is not a torn write, and cutting it would
+        // destroy acknowledged events.
+        if let Some((p, _, why)) = &recovery.torn_tail {
+            let signed = latest_checkpoint_size(&layout, &keys);
+            if signed > store_frontier.size() {
+                return Err(format!(
+                    "{}: damaged at leaf {} ({why}), but a signed checkpoint covers {signed} \
+                     leaves: acknowledged events are damaged, not a torn write; nothing was cut \
+                     (run `kaudit verify`)",
+                    p.display(),
+                    store_frontier.size()
+                ));
+            }
+        }
         let (wal, wal_rows) = match last {
             Some((first, path, valid, rows)) => (
                 wal::Writer::reopen(&path, first, valid).map_err(io_err(&path))?,
@@ -324,20 +345,7 @@ impl Store {
     }
 
     fn latest_checkpoint_size(&self) -> u64 {
-        fs::read_to_string(self.layout.checkpoints())
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .rev()
-                    .find_map(|l| serde_json::from_str::<CheckpointLine>(l).ok())
-            })
-            .and_then(|c| {
-                self.keys
-                    .open(&c.note)
-                    .ok()
-                    .and_then(|b| Checkpoint::parse(b).ok())
-            })
-            .map_or(0, |c| c.size)
+        latest_checkpoint_size(&self.layout, &self.keys)
     }
 
     /// What opening repaired.
@@ -734,6 +742,19 @@ fn note_seen(dedup: &mut Dedup, cluster: &str, event: &str) {
         let key = dedup.key(cluster, &k.audit_id, k.time.map(|t| t.micros()));
         dedup.note(key, stage_bit(k.stage));
     }
+}
+
+/// The tree size of the latest checkpoint signed by `keys` (0 without one).
+fn latest_checkpoint_size(layout: &Layout, keys: &Keys) -> u64 {
+    fs::read_to_string(layout.checkpoints())
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find_map(|l| serde_json::from_str::<CheckpointLine>(l).ok())
+        })
+        .and_then(|c| keys.open(&c.note).ok().and_then(|b| Checkpoint::parse(b).ok()))
+        .map_or(0, |c| c.size)
 }
 
 /// One line of `checkpoints.jsonl` or `retention.jsonl`.

@@ -152,14 +152,36 @@ impl Writer {
     /// Creates a new WAL file for leaves from `first`, durably (the directory entry too).
     pub fn create(dir: &Path, first: u64) -> io::Result<Writer> {
         let path = file_name(dir, first);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)?;
-        file.write_all(MAGIC)?;
-        file.write_all(&first.to_le_bytes())?;
-        file.sync_all()?;
-        sync_dir(dir)?;
+        // Header written and synced under a temporary name, then renamed: a failure (disk
+        // full) or crash never leaves a headerless or half-made file under the real name.
+        let tmp = path.with_extension("wal.tmp");
+        let made = (|| {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&tmp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(&first.to_le_bytes())?;
+            file.sync_all()?;
+            if path.exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
+            }
+            fs::rename(&tmp, &path)?;
+            sync_dir(dir)?;
+            Ok(file)
+        })();
+        let mut file = match made {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        file.seek(SeekFrom::Start(HEADER))?;
         Ok(Writer {
             file,
             path,
