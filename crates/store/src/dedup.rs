@@ -67,10 +67,54 @@ struct Gen {
     map: Map,
 }
 
+/// A Bloom filter over the request keys of one segment that turned cold (keys are already
+/// uniform 64-bit hashes, so the probes come from the key by double hashing).
+struct Bloom {
+    first_leaf: u64,
+    bits: Vec<u64>,
+}
+
+/// Bits per key and probes: about 0.05% false positives.
+const BLOOM_BITS_PER_KEY: usize = 16;
+const BLOOM_PROBES: u64 = 11;
+/// Memory for Bloom filters of cold segments (2 bytes per request), newest kept.
+/// They let a lookup skip cold row groups whose request-time minutes match but which cannot
+/// hold the key: at high rates the hot window is shorter than a minute.
+const BLOOM_BUDGET: usize = 64 << 20;
+
+impl Bloom {
+    fn new(first_leaf: u64, keys: impl ExactSizeIterator<Item = u64>) -> Bloom {
+        let words = (keys.len() * BLOOM_BITS_PER_KEY).div_ceil(64).max(1);
+        let mut b = Bloom {
+            first_leaf,
+            bits: vec![0; words],
+        };
+        for k in keys {
+            for i in b.probes(k) {
+                b.bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        b
+    }
+
+    fn probes(&self, key: u64) -> impl Iterator<Item = usize> + use<> {
+        let n = self.bits.len() as u64 * 64;
+        let (h1, h2) = (key, key.rotate_left(29) | 1);
+        (0..BLOOM_PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % n) as usize)
+    }
+
+    fn may_contain(&self, key: u64) -> bool {
+        self.probes(key)
+            .all(|i| self.bits[i / 64] & (1 << (i % 64)) != 0)
+    }
+}
+
 struct ColdGroup {
     file: PathBuf,
     first_leaf: u64,
     rg: usize,
+    /// Cold already when the store was opened: requests in it never passed through `open`.
+    from_open: bool,
     terms: RowGroupTerms,
 }
 
@@ -87,7 +131,25 @@ pub struct Dedup {
     cache: VecDeque<((u64, usize), Map)>,
     /// Cold row groups read so far (for metrics and tests).
     pub cold_loads: u64,
+    /// Requests still open (no ResponseComplete or Panic stored) when their keys turned
+    /// cold: key -> (stage bits, the eviction that put it here). Watches and exec sessions
+    /// finish long after they start; their last stage is answered from here, without reading
+    /// cold row groups. Entries expire after `OPEN_MAX_AGE`, and at most `OPEN_MAX` are kept.
+    open: HashMap<u64, (u8, u32), foldhash::fast::FixedState>,
+    /// Per eviction, oldest first: (its number, when, the keys it put in `open`).
+    open_batches: VecDeque<(u32, std::time::Instant, Vec<u64>)>,
+    evictions: u32,
+    /// Bloom filters of the newest cold segments, oldest first.
+    blooms: VecDeque<Bloom>,
 }
+
+/// How long a request stays in [`Dedup::open`] (kube-apiserver's watches last 30 to 60
+/// minutes; exec sessions can be longer, and are then looked up in cold row groups).
+const OPEN_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+/// Open requests kept at most (about 24 bytes each).
+const OPEN_MAX: usize = 2_000_000;
+/// The stages after which a request gets no more.
+const FINAL: u8 = 4 | 8;
 
 impl Dedup {
     pub fn new(hot_budget: u64) -> Dedup {
@@ -101,6 +163,10 @@ impl Dedup {
             cold: Vec::new(),
             cache: VecDeque::new(),
             cold_loads: 0,
+            open: Default::default(),
+            open_batches: VecDeque::new(),
+            evictions: 0,
+            blooms: VecDeque::new(),
         }
     }
 
@@ -172,8 +238,39 @@ impl Dedup {
                 }
             }
         }
+        // An open request: its stages since it turned cold are all here (and in `hot`);
+        // only row groups cold since before this process started can add any.
+        let only_from_open = match self.open.get(&key) {
+            Some((b, _)) => {
+                bits |= *b;
+                if bits & bit != 0 {
+                    return Ok(bits);
+                }
+                true
+            }
+            None => false,
+        };
+        let mut bloom_said: Option<(u64, bool)> = None;
         for i in 0..self.cold.len() {
-            if !group_may_hold(&self.cold[i].terms, time) {
+            if (only_from_open && !self.cold[i].from_open)
+                || !group_may_hold(&self.cold[i].terms, time)
+            {
+                continue;
+            }
+            let seg = self.cold[i].first_leaf;
+            let maybe = match bloom_said {
+                Some((s, m)) if s == seg => m,
+                _ => {
+                    let m = self
+                        .blooms
+                        .iter()
+                        .find(|b| b.first_leaf == seg)
+                        .is_none_or(|b| b.may_contain(key));
+                    bloom_said = Some((seg, m));
+                    m
+                }
+            };
+            if !maybe {
                 continue;
             }
             let id = (self.cold[i].first_leaf, self.cold[i].rg);
@@ -236,14 +333,57 @@ impl Dedup {
         Ok(())
     }
 
-    fn make_cold(&mut self, seg: &SegmentMeta) {
+    fn make_cold(&mut self, seg: &SegmentMeta, from_open: bool) {
         for (rg, terms) in seg.row_groups.iter().enumerate() {
             self.cold.push(ColdGroup {
                 file: PathBuf::from(&seg.file),
                 first_leaf: seg.first_leaf,
                 rg,
+                from_open,
                 terms: terms.clone(),
             });
+        }
+    }
+
+    /// A hot map turns cold: its requests without a final stage (anywhere still hot) go to
+    /// `open`; finished ones leave it. Expired and excess open entries are dropped.
+    fn evict(&mut self, g: Gen) {
+        self.blooms
+            .push_back(Bloom::new(g.first_leaf, g.map.keys().copied()));
+        while self.blooms.iter().map(|b| b.bits.len() * 8).sum::<usize>() > BLOOM_BUDGET {
+            self.blooms.pop_front();
+        }
+        self.evictions = self.evictions.wrapping_add(1);
+        let id = self.evictions;
+        let mut added = Vec::new();
+        for (key, bits) in g.map {
+            let newer: u8 = self
+                .hot
+                .iter()
+                .filter_map(|h| h.map.get(&key).copied())
+                .fold(0, |a, b| a | b);
+            let all = bits | newer | self.open.get(&key).map_or(0, |o| o.0);
+            if all & FINAL != 0 {
+                self.open.remove(&key);
+            } else {
+                self.open.insert(key, (all, id));
+                added.push(key);
+            }
+        }
+        self.open_batches
+            .push_back((id, std::time::Instant::now(), added));
+        while let Some((bid, at, _)) = self.open_batches.front() {
+            let expired = at.elapsed() > OPEN_MAX_AGE;
+            if !expired && self.open.len() <= OPEN_MAX {
+                break;
+            }
+            let bid = *bid;
+            let (_, _, keys) = self.open_batches.pop_front().unwrap();
+            for k in keys {
+                if self.open.get(&k).is_some_and(|o| o.1 == bid) {
+                    self.open.remove(&k);
+                }
+            }
         }
     }
 
@@ -258,8 +398,9 @@ impl Dedup {
             sealed -= 1;
             hot_rows -= g.rows;
             if let Some(seg) = segments.iter().find(|s| s.first_leaf == g.first_leaf) {
-                self.make_cold(seg);
+                self.make_cold(seg, false);
             }
+            self.evict(g);
         }
     }
 
@@ -286,7 +427,7 @@ impl Dedup {
             });
         }
         for seg in &segments[..cold_until] {
-            self.make_cold(seg);
+            self.make_cold(seg, true);
         }
         Ok(())
     }
@@ -294,16 +435,17 @@ impl Dedup {
     /// Retention removed every segment below leaf `prefix`.
     pub fn retained(&mut self, prefix: u64) {
         self.cold.retain(|g| g.first_leaf >= prefix);
+        self.blooms.retain(|b| b.first_leaf >= prefix);
         self.cache.retain(|((first, _), _)| *first >= prefix);
         while self.hot.len() > self.unsealed && self.hot[0].first_leaf < prefix {
             self.hot.pop_front();
         }
     }
 
-    /// (hot keys, cold row groups, cached cold row groups).
+    /// (hot keys and open requests, cold row groups, cached cold row groups).
     pub fn sizes(&self) -> (usize, usize, usize) {
         (
-            self.hot.iter().map(|g| g.map.len()).sum(),
+            self.hot.iter().map(|g| g.map.len()).sum::<usize>() + self.open.len(),
             self.cold.len(),
             self.cache.len(),
         )
