@@ -80,7 +80,7 @@ const BLOOM_PROBES: u64 = 11;
 /// Memory for Bloom filters of cold segments (2 bytes per request), newest kept.
 /// They let a lookup skip cold row groups whose request-time minutes match but which cannot
 /// hold the key: at high rates the hot window is shorter than a minute.
-const BLOOM_BUDGET: usize = 64 << 20;
+const BLOOM_BUDGET: usize = 32 << 20;
 
 impl Bloom {
     fn new(first_leaf: u64, keys: impl ExactSizeIterator<Item = u64>) -> Bloom {
@@ -147,7 +147,7 @@ pub struct Dedup {
 /// minutes; exec sessions can be longer, and are then looked up in cold row groups).
 const OPEN_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
 /// Open requests kept at most (about 24 bytes each).
-const OPEN_MAX: usize = 2_000_000;
+const OPEN_MAX: usize = 1_000_000;
 /// The stages after which a request gets no more.
 const FINAL: u8 = 4 | 8;
 
