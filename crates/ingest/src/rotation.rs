@@ -20,7 +20,9 @@ fn key(p: &Path) -> Option<(String, Option<String>)> {
     for start in (0..name.len().saturating_sub(23)).rev() {
         if b[start] == b'-'
             && start > 0
-            && name.get(start + 1..start + 24).is_some_and(is_lumberjack_time)
+            && name
+                .get(start + 1..start + 24)
+                .is_some_and(is_lumberjack_time)
             && name.is_char_boundary(start + 24)
         {
             let ext = &name[start + 24..];

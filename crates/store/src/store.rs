@@ -753,7 +753,11 @@ fn latest_checkpoint_size(layout: &Layout, keys: &Keys) -> u64 {
                 .rev()
                 .find_map(|l| serde_json::from_str::<CheckpointLine>(l).ok())
         })
-        .and_then(|c| keys.open(&c.note).ok().and_then(|b| Checkpoint::parse(b).ok()))
+        .and_then(|c| {
+            keys.open(&c.note)
+                .ok()
+                .and_then(|b| Checkpoint::parse(b).ok())
+        })
         .map_or(0, |c| c.size)
 }
 

@@ -68,11 +68,17 @@ fn watches_finish_late_without_reading_cold_row_groups() {
     assert!(cold > 100, "{cold} cold row groups");
     // New requests in the same minutes as cold row groups are ruled out by Bloom filters.
     // (40,400 events stored; without them every one would search its minute's row groups.)
-    assert!(loads0 < 100, "{loads0} cold row groups read while storing new requests");
+    assert!(
+        loads0 < 100,
+        "{loads0} cold row groups read while storing new requests"
+    );
     let ends: Vec<_> = (0..200).map(|r| event(r, "ResponseComplete")).collect();
     assert_eq!(append(&mut s, &ends), (200, 0));
     let (_, _, _, loads1) = s.dedup_stats();
-    assert_eq!(loads1, loads0, "finishing open requests read cold row groups");
+    assert_eq!(
+        loads1, loads0,
+        "finishing open requests read cold row groups"
+    );
     // Retries: the watches' starts again, and an old batch of short requests.
     assert_eq!(append(&mut s, &starts), (0, 200));
     assert_eq!(append(&mut s, &ends), (0, 200));
@@ -88,7 +94,9 @@ fn watches_finish_late_without_reading_cold_row_groups() {
     assert_eq!(append(&mut s, &ends), (0, 200));
     assert_eq!(append(&mut s, &old), (0, 200));
     // Watches started before the restart and finishing after it.
-    let late: Vec<_> = (20_300..20_350u64).map(|r| event(r, "ResponseStarted")).collect();
+    let late: Vec<_> = (20_300..20_350u64)
+        .map(|r| event(r, "ResponseStarted"))
+        .collect();
     assert_eq!(append(&mut s, &late), (50, 0));
     s.close().unwrap();
     let mut s = Store::open(&dir, opts()).unwrap();
@@ -99,7 +107,9 @@ fn watches_finish_late_without_reading_cold_row_groups() {
         append(&mut s, c);
     }
     s.seal().unwrap();
-    let late_end: Vec<_> = (20_300..20_350u64).map(|r| event(r, "ResponseComplete")).collect();
+    let late_end: Vec<_> = (20_300..20_350u64)
+        .map(|r| event(r, "ResponseComplete"))
+        .collect();
     assert_eq!(append(&mut s, &late_end), (50, 0));
     assert_eq!(append(&mut s, &late), (0, 50));
     s.close().unwrap();
