@@ -90,7 +90,11 @@ fn retry(status: StatusCode, secs: u64, msg: &str) -> Response {
 }
 
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
-    if s.ready.load(Ordering::Relaxed) {
+    let writer_alive = s
+        .writer
+        .get()
+        .is_some_and(|w| w.alive.load(Ordering::Relaxed));
+    if s.ready.load(Ordering::Relaxed) && writer_alive {
         text(StatusCode::OK, "ready")
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
@@ -167,7 +171,11 @@ async fn webhook(State(s): State<Arc<AppState>>, req: Request) -> Response {
         s.reject(&cluster, status);
         text(status, msg)
     };
-    let Some(writer) = s.writer.get().filter(|_| s.ready.load(Ordering::Relaxed)) else {
+    let Some(writer) = s
+        .writer
+        .get()
+        .filter(|w| s.ready.load(Ordering::Relaxed) && w.alive.load(Ordering::Relaxed))
+    else {
         s.reject(&cluster, StatusCode::SERVICE_UNAVAILABLE);
         return retry(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -32,6 +32,9 @@ use crate::http::{AppState, Conn};
 use crate::metrics::{Metrics, PathLabel};
 use crate::writer::{Housekeeping, Writer, WriterSink};
 
+/// Open connections at most; more are closed on accept.
+const MAX_CONNECTIONS: usize = 1024;
+
 /// Where messages go (stderr for the binary, captured in tests).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -114,11 +117,13 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
             client_ca.as_deref(),
         )?))
     } else {
-        if cfg.clusters.is_empty() {
-            tls::ensure_generated(&cfg.data, &cfg.tls.hosts)?;
-        }
         None
     };
+    if cfg.clusters.is_empty() {
+        // The generated token (and client certificate) are the credentials then, whatever
+        // serves TLS.
+        tls::ensure_generated(&cfg.data, &cfg.tls.hosts)?;
+    }
     let (tokens, cns) = credentials(&cfg)?;
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -144,6 +149,7 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let accept_state = state.clone();
     let mut accept_stop = shutdown_rx.clone();
+    let conns = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let accept = tokio::spawn(async move {
         loop {
             let (sock, peer) = tokio::select! {
@@ -153,12 +159,18 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
                 },
                 _ = accept_stop.changed() => break,
             };
+            let Ok(permit) = conns.clone().try_acquire_owned() else {
+                // Too many connections: this one is closed at once.
+                drop(sock);
+                continue;
+            };
             let _ = sock.set_nodelay(true);
             let router = router.clone();
             let tls = tls.clone();
             let watcher = graceful.watcher();
             let _ = &accept_state;
             tokio::spawn(async move {
+                let _permit = permit;
                 match tls {
                     Some(acc) => {
                         let Ok(Ok(stream)) =
@@ -342,7 +354,17 @@ async fn serve_conn<I>(
         req.extensions_mut().insert(conn.clone());
         router.clone().oneshot(req.map(axum::body::Body::new))
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its request headers is dropped.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(60))
+        .keep_alive_timeout(Duration::from_secs(20));
     let c = builder.serve_connection(io, svc).into_owned();
     let _ = watcher.watch(c).await;
 }

@@ -44,9 +44,20 @@ pub struct Writer {
     tx: mpsc::Sender<Msg>,
     /// Bytes of bodies submitted and not yet answered.
     pub queued: Arc<AtomicU64>,
-    /// Set when sealing falls behind (several WAL files waiting) or the store reports a
-    /// failure: new webhook bodies are told to come back later.
+    /// Set when sealing falls behind (several WAL files waiting): new webhook bodies are
+    /// told to come back later.
     pub behind: Arc<AtomicBool>,
+    /// Cleared when the thread ends, however it ends (`/readyz` then says 503).
+    pub alive: Arc<AtomicBool>,
+}
+
+/// Clears `alive` when dropped: on return and on panic alike.
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Writer {
@@ -62,11 +73,15 @@ impl Writer {
             tx,
             queued: Arc::new(AtomicU64::new(0)),
             behind: Arc::new(AtomicBool::new(false)),
+            alive: Arc::new(AtomicBool::new(true)),
         };
-        let (queued, behind) = (w.queued.clone(), w.behind.clone());
+        let (queued, behind, alive) = (w.queued.clone(), w.behind.clone(), w.alive.clone());
         let h = std::thread::Builder::new()
             .name("kaudit-writer".into())
-            .spawn(move || run(store, rx, hk, metrics, queued, behind, log))
+            .spawn(move || {
+                let _alive = AliveGuard(alive);
+                run(store, rx, hk, metrics, queued, behind, log)
+            })
             .expect("spawning the writer thread");
         (w, h)
     }

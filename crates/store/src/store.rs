@@ -712,12 +712,16 @@ impl Store {
             .map_err(io_err(&p))?;
         f.write_all(line.as_bytes()).map_err(io_err(&p))?;
         f.sync_all().map_err(io_err(&p))?;
-        self.manifest.segments.drain(..n);
-        self.manifest.pruned_size = prefix;
-        self.dedup.retained(prefix);
-        self.manifest
-            .save(&self.layout.manifest())
+        // The new manifest is saved before anything in memory changes: a failed save leaves
+        // the store as it was (the signed record of a removal not done is harmless: `verify`
+        // checks the segments listed).
+        let mut m = self.manifest.clone();
+        m.segments.drain(..n);
+        m.pruned_size = prefix;
+        m.save(&self.layout.manifest())
             .map_err(io_err(&self.layout.manifest()))?;
+        self.manifest = m;
+        self.dedup.retained(prefix);
         for s in &removed {
             let p = self.layout.segments().join(&s.file);
             fs::remove_file(&p).map_err(io_err(&p))?;
