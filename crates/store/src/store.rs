@@ -75,7 +75,7 @@ impl<'a> Incoming<'a> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Appended {
     pub stored: u64,
-    /// Skipped: the same (cluster, auditID, stage) is already stored.
+    /// Skipped: the same (cluster, auditID, request time, stage) is already stored.
     pub duplicates: u64,
 }
 

@@ -126,7 +126,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "  duplicates skipped (same cluster, auditID, stage): {dups}"
+        "  duplicates skipped (already stored: same cluster, auditID, request time and stage): {dups}"
     )?;
     let truncated = skipped
         .get(&kaudit_model::decode::ErrorKind::Truncated)
