@@ -332,7 +332,9 @@ fn import_verify_query_ask() {
         None,
     );
     assert!(text(&o.stdout).contains("imported 0 events"));
-    assert!(text(&o.stdout).contains("duplicates skipped (already stored: same cluster, auditID, request time and stage): 3000"));
+    assert!(text(&o.stdout).contains(
+        "duplicates skipped (already stored: same cluster, auditID, request time and stage): 3000"
+    ));
 
     let o = kaudit(&["verify", "--data", &data_s], None);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
