@@ -3,13 +3,12 @@
 //! space returns the refused batches go in. The data directory is on a small tmpfs this test
 //! mounts (it needs root, as CI has; without it the test says so and fails).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kaudit_server::Config;
+use common::{event_list, request, start};
 
 fn event(i: usize) -> String {
     format!(
@@ -39,35 +38,13 @@ fn noise(seed: usize, n: usize) -> String {
 
 fn batch(b: usize) -> Vec<u8> {
     let items: Vec<String> = (b * 400..(b + 1) * 400).map(event).collect();
-    format!(
-        "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}",
-        items.join(",")
-    )
-    .into_bytes()
+    event_list(&items)
 }
 
 /// (status, Retry-After present).
-fn post(addr: &str, path: &str, body: &[u8]) -> (u16, bool) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer disk-full-token\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body);
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.to_ascii_lowercase().contains("\r\nretry-after:"),
-    )
+fn post(addr: &str, body: &[u8]) -> (u16, bool) {
+    let r = request(addr, "/audit", Some("disk-full-token"), body);
+    (r.status, r.retry_after)
 }
 
 struct Mount(std::path::PathBuf);
@@ -97,31 +74,18 @@ async fn disk_full_refuses_keeps_data_and_recovers() {
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![0u8; 6 << 20]).unwrap();
     let data = mnt.join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let cfg = Config::parse(&format!(
-        "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: c\n    token: disk-full-token\n\
-         store:\n  seal_rows: 4000\n  checkpoint_every: 10ms\n",
-        data.display()
-    ))
-    .unwrap();
-    let log: kaudit_server::Log = Arc::new(|m: &str| eprintln!("server: {m}"));
-    let server = kaudit_server::start(cfg, log).await.unwrap();
-    let t = Instant::now();
-    while !server.ready() {
-        assert!(t.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (server, addr) = start(
+        &data,
+        "clusters:\n  - name: c\n    token: disk-full-token\nstore:\n  seal_rows: 4000\n  \
+         checkpoint_every: 10ms\n",
+    )
+    .await;
     let a = addr.clone();
     let (acked, refused) = tokio::task::spawn_blocking(move || {
         let mut acked = Vec::new();
         let mut refused = Vec::new();
         for b in 0..400 {
-            match post(&a, "/audit", &batch(b)) {
+            match post(&a, &batch(b)) {
                 // A 200 may follow a 503: a refused write is cut back, a failed seal removes
                 // its partial file, and a later batch can fit. What matters is that every 200
                 // is stored (checked at the end).
@@ -146,10 +110,10 @@ async fn disk_full_refuses_keeps_data_and_recovers() {
     );
     assert!(!acked.is_empty());
     let a = addr.clone();
-    let health = tokio::task::spawn_blocking(move || post(&a, "/healthz", b""))
+    let health = tokio::task::spawn_blocking(move || request(&a, "/healthz", None, b""))
         .await
         .unwrap();
-    assert_eq!(health.0, 200, "the server stopped answering");
+    assert_eq!(health.status, 200, "the server stopped answering");
 
     // Space returns: the refused batches go in.
     std::fs::remove_file(&filler).unwrap();
@@ -159,7 +123,7 @@ async fn disk_full_refuses_keeps_data_and_recovers() {
         for b in again {
             let t = Instant::now();
             loop {
-                match post(&a, "/audit", &batch(b)) {
+                match post(&a, &batch(b)) {
                     (200, _) => break,
                     (503 | 429, true) if t.elapsed() < Duration::from_secs(30) => {
                         std::thread::sleep(Duration::from_millis(200))

@@ -1,26 +1,11 @@
 //! Retention inside `kaudit serve`: sealed segments older than `retention.max_age` are removed
 //! on schedule while events keep arriving, recorded (signed) so `verify` still passes.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use kaudit_server::Config;
-
-fn post(addr: &str, body: &[u8]) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "POST /audit HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer retention-token\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use common::{event_list, request, start};
 
 /// 400 events of day `day` of March 2026 (old: retention with a 1-day age removes them).
 fn batch(b: usize, day: u32) -> Vec<u8> {
@@ -32,41 +17,29 @@ fn batch(b: usize, day: u32) -> Vec<u8> {
             )
         })
         .collect();
-    format!(
-        "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}",
-        items.join(",")
-    )
-    .into_bytes()
+    event_list(&items)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_segments_expire_on_schedule_and_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let cfg = Config::parse(&format!(
-        "data: {}\nlisten: {addr}\ntls: {{enabled: false}}\nclusters:\n  - name: c\n    token: retention-token\n\
-         retention:\n  max_age: 1d\n  every: 100ms\nstore:\n  seal_rows: 800\n  checkpoint_every: 10ms\n",
-        data.display()
-    ))
-    .unwrap();
-    let server = kaudit_server::start(cfg, Arc::new(|m: &str| eprintln!("server: {m}")))
-        .await
-        .unwrap();
-    let t = Instant::now();
-    while !server.ready() {
-        assert!(t.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (server, addr) = start(
+        &data,
+        "clusters:\n  - name: c\n    token: retention-token\nretention:\n  max_age: 1d\n  every: 100ms\n\
+         store:\n  seal_rows: 800\n  checkpoint_every: 10ms\n",
+    )
+    .await;
     let a = addr.clone();
     tokio::task::spawn_blocking(move || {
         for b in 0..10 {
-            assert_eq!(post(&a, &batch(b, 1 + b as u32)), 200);
+            let r = request(
+                &a,
+                "/audit",
+                Some("retention-token"),
+                &batch(b, 1 + b as u32),
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
         }
     })
     .await

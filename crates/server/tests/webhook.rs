@@ -2,10 +2,13 @@
 //! in flight, retries, out-of-order redelivery), and the bad-input suite: each bad request
 //! gets its documented status, nothing from it is stored, and the server keeps serving.
 
+mod common;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::event_list;
 use kaudit_server::{Config, tls};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,14 +24,6 @@ fn event(i: usize, stage: &str) -> String {
         i / 1_000_000 % 60,
         i % 1_000_000
     )
-}
-
-fn event_list(items: &[String]) -> Vec<u8> {
-    format!(
-        "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}\n",
-        items.join(",")
-    )
-    .into_bytes()
 }
 
 struct Client {
