@@ -17,6 +17,17 @@ fn kaudit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kaudit"))
 }
 
+/// Runs `kaudit ARGS`, which must succeed; its standard output.
+fn run(args: &[&str], path: &Path) -> String {
+    let out = kaudit().args(args).arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kaudit {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A plain HTTP/1.1 POST; the status, or `None` when the connection failed.
 fn post(addr: &str, body: &[u8]) -> Option<u16> {
     let mut s = TcpStream::connect(addr).ok()?;
@@ -74,16 +85,7 @@ fn acknowledged_batches_survive_kill_9() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("audit.log");
-    let out = kaudit()
-        .args(["gen", "-n", "40000", "--seed", "9", "--out"])
-        .arg(&log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(&["gen", "-n", "40000", "--seed", "9", "--out"], &log);
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let batches: Vec<Vec<u8>> = lines
@@ -191,19 +193,12 @@ fn acknowledged_batches_survive_kill_9() {
     );
     // Every event exactly once: the store holds as many events as were sent, each
     // (auditID, stage) once.
-    let out = kaudit()
-        .args([
+    let csv = run(
+        &[
             "query", "--stages", "--limit", "0", "--format", "csv", "--data",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &data,
     );
-    let csv = String::from_utf8(out.stdout).unwrap();
     let mut keys: Vec<(String, String)> = csv
         .lines()
         .skip(1)
@@ -216,16 +211,7 @@ fn acknowledged_batches_survive_kill_9() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), lines.len(), "no event stored twice");
-    let v = kaudit()
-        .args(["verify", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success(),
-        "verify: {}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    run(&["verify", "--data"], &data);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -113,8 +113,8 @@ struct ColdGroup {
     file: PathBuf,
     first_leaf: u64,
     rg: usize,
-    /// Cold already when the store was opened: requests in it never passed through `open`.
-    from_open: bool,
+    /// The eviction that made it cold (0: cold already when the store was opened).
+    evicted: u32,
     terms: RowGroupTerms,
 }
 
@@ -132,10 +132,14 @@ pub struct Dedup {
     /// Cold row groups read so far (for metrics and tests).
     pub cold_loads: u64,
     /// Requests still open (no ResponseComplete or Panic stored) when their keys turned
-    /// cold: key -> (stage bits, the eviction that put it here). Watches and exec sessions
-    /// finish long after they start; their last stage is answered from here, without reading
-    /// cold row groups. Entries expire after `OPEN_MAX_AGE`, and at most `OPEN_MAX` are kept.
-    open: HashMap<u64, (u8, u32), foldhash::fast::FixedState>,
+    /// cold: key -> (stage bits, the eviction that last updated it, the eviction that first
+    /// put it here). Every stage stored since it entered is in these bits or in `hot`; only
+    /// row groups made cold before it entered can hold more (stages arrive out of order: a
+    /// retried ResponseComplete may have gone cold before its ResponseStarted). Watches and
+    /// exec sessions finish long after they start: their last stage is decided from here,
+    /// reading only those older row groups (Bloom filters rule most out). Entries expire
+    /// after `OPEN_MAX_AGE`, and at most `OPEN_MAX` are kept.
+    open: HashMap<u64, (u8, u32, u32), foldhash::fast::FixedState>,
     /// Per eviction, oldest first: (its number, when, the keys it put in `open`).
     open_batches: VecDeque<(u32, std::time::Instant, Vec<u64>)>,
     evictions: u32,
@@ -238,23 +242,21 @@ impl Dedup {
                 }
             }
         }
-        // An open request: its stages since it turned cold are all here (and in `hot`);
-        // only row groups cold since before this process started can add any.
-        let only_from_open = match self.open.get(&key) {
-            Some((b, _)) => {
+        // An open request: its stages since it entered `open` are all here (and in `hot`);
+        // only row groups made cold before that can add any.
+        let cold_before = match self.open.get(&key) {
+            Some((b, _, since)) => {
                 bits |= *b;
                 if bits & bit != 0 {
                     return Ok(bits);
                 }
-                true
+                *since
             }
-            None => false,
+            None => u32::MAX,
         };
         let mut bloom_said: Option<(u64, bool)> = None;
         for i in 0..self.cold.len() {
-            if (only_from_open && !self.cold[i].from_open)
-                || !group_may_hold(&self.cold[i].terms, time)
-            {
+            if self.cold[i].evicted >= cold_before || !group_may_hold(&self.cold[i].terms, time) {
                 continue;
             }
             let seg = self.cold[i].first_leaf;
@@ -333,13 +335,13 @@ impl Dedup {
         Ok(())
     }
 
-    fn make_cold(&mut self, seg: &SegmentMeta, from_open: bool) {
+    fn make_cold(&mut self, seg: &SegmentMeta, evicted: u32) {
         for (rg, terms) in seg.row_groups.iter().enumerate() {
             self.cold.push(ColdGroup {
                 file: PathBuf::from(&seg.file),
                 first_leaf: seg.first_leaf,
                 rg,
-                from_open,
+                evicted,
                 terms: terms.clone(),
             });
         }
@@ -362,11 +364,12 @@ impl Dedup {
                 .iter()
                 .filter_map(|h| h.map.get(&key).copied())
                 .fold(0, |a, b| a | b);
-            let all = bits | newer | self.open.get(&key).map_or(0, |o| o.0);
+            let (old, since) = self.open.get(&key).map_or((0, id), |o| (o.0, o.2));
+            let all = bits | newer | old;
             if all & FINAL != 0 {
                 self.open.remove(&key);
             } else {
-                self.open.insert(key, (all, id));
+                self.open.insert(key, (all, id, since));
                 added.push(key);
             }
         }
@@ -398,7 +401,9 @@ impl Dedup {
             sealed -= 1;
             hot_rows -= g.rows;
             if let Some(seg) = segments.iter().find(|s| s.first_leaf == g.first_leaf) {
-                self.make_cold(seg, false);
+                // Numbered as the eviction below: requests entering `open` there need not
+                // read these groups (their bits are in the map being evicted).
+                self.make_cold(seg, self.evictions.wrapping_add(1));
             }
             self.evict(g);
         }
@@ -427,7 +432,7 @@ impl Dedup {
             });
         }
         for seg in &segments[..cold_until] {
-            self.make_cold(seg, true);
+            self.make_cold(seg, 0);
         }
         Ok(())
     }

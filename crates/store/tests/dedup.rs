@@ -114,3 +114,34 @@ fn watches_finish_late_without_reading_cold_row_groups() {
     assert_eq!(append(&mut s, &late), (0, 50));
     s.close().unwrap();
 }
+
+/// Stages out of order: a request's ResponseComplete goes cold before its ResponseStarted
+/// arrives and goes cold too (the request then looks open); a retried ResponseComplete is
+/// still a duplicate. (The crash test found this.)
+#[test]
+fn a_completion_that_went_cold_first_is_still_known() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&tmp.path().join("data"), opts()).unwrap();
+    let filler = |s: &mut Store, from: u64| {
+        let evs: Vec<_> = (from..from + 3000)
+            .flat_map(|r| [event(r, "ResponseStarted"), event(r, "ResponseComplete")])
+            .collect();
+        for c in evs.chunks(1000) {
+            append(s, c);
+        }
+    };
+    let ends: Vec<_> = (0..50).map(|r| event(r, "ResponseComplete")).collect();
+    let starts: Vec<_> = (0..50).map(|r| event(r, "ResponseStarted")).collect();
+    assert_eq!(append(&mut s, &ends), (50, 0));
+    filler(&mut s, 1000);
+    assert_eq!(append(&mut s, &starts), (50, 0));
+    filler(&mut s, 10_000);
+    s.seal().unwrap();
+    assert_eq!(
+        append(&mut s, &ends),
+        (0, 50),
+        "a retried completion stored twice"
+    );
+    assert_eq!(append(&mut s, &starts), (0, 50));
+    s.close().unwrap();
+}
