@@ -37,6 +37,7 @@ mod time;
 pub mod cloud;
 pub mod decode;
 pub mod encode;
+pub mod net;
 
 pub use event::{
     Annotations, Event, Extra, Level, ObjectReference, ResponseStatus, Stage, StageSet, UserInfo,

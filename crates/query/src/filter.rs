@@ -10,7 +10,7 @@
 //! addresses and CIDR ranges. `since=`/`until=` take a duration back from now (`90s`, `30m`,
 //! `24h`, `7d`) or an RFC 3339 time. Quote a value with spaces: `ua="kubectl/v1.30 (linux)"`.
 
-use std::net::IpAddr;
+use kaudit_model::net::Cidr;
 
 use regex::Regex;
 
@@ -98,7 +98,7 @@ impl Field {
 pub enum Value {
     Exact(String),
     Glob(Regex),
-    Cidr(IpAddr, u8),
+    Cidr(Cidr),
 }
 
 /// How a term matches.
@@ -209,43 +209,7 @@ fn glob(s: &str) -> Result<Regex, String> {
 }
 
 fn cidr(s: &str) -> Option<Value> {
-    let (a, p) = match s.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (s, None),
-    };
-    let ip: IpAddr = a.parse().ok()?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let p = match p {
-        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
-        None => max,
-    };
-    Some(Value::Cidr(ip, p))
-}
-
-/// Whether `ip` is inside `net/prefix`.
-pub fn in_cidr(ip: &str, net: &IpAddr, prefix: u8) -> bool {
-    let Ok(ip) = ip.parse::<IpAddr>() else {
-        return false;
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix)
-            };
-            u32::from(a) & mask == u32::from(*b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix)
-            };
-            u128::from(a) & mask == u128::from(*b) & mask
-        }
-        _ => false,
-    }
+    Cidr::parse(s).map(Value::Cidr)
 }
 
 /// Parses a filter. `now` anchors relative times.
@@ -349,7 +313,7 @@ impl Matcher {
                 Value::Exact(x) => x == s,
                 // A glob names something: it never matches an absent (empty) value.
                 Value::Glob(r) => !s.is_empty() && r.is_match(s),
-                Value::Cidr(net, p) => in_cidr(s, net, *p),
+                Value::Cidr(net) => net.contains_str(s),
             }),
             Matcher::Regex(r) => r.is_match(s),
             Matcher::Cmp(op, n) => s.parse::<i64>().is_ok_and(|v| cmp(*op, v, *n)),

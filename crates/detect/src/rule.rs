@@ -1,0 +1,637 @@
+//! Rule files: their YAML shape, loading (lists, macros, rules, overrides; Sigma files
+//! recognised and translated), and compilation into a [`RuleSet`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use kaudit_model::Level;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::condition::{self, Cond};
+use crate::fields::{Ctx, Field};
+use crate::matcher::{Entry, Lists};
+use crate::template::Template;
+
+/// How bad an alert is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+    /// Parses kaudit's names, Sigma's levels and Falco's priorities.
+    pub fn parse(s: &str) -> Result<Severity, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "info" | "informational" | "debug" => Severity::Info,
+            "low" | "notice" => Severity::Low,
+            "medium" | "warning" => Severity::Medium,
+            "high" | "error" => Severity::High,
+            "critical" | "alert" | "emergency" => Severity::Critical,
+            _ => return Err(format!("unknown severity {s:?} (info, low, medium, high, critical)")),
+        })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Severity::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One rule file as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileDef {
+    #[serde(default)]
+    lists: BTreeMap<String, ListDef>,
+    #[serde(default)]
+    macros: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub(crate) rules: Vec<RuleDef>,
+    #[serde(default)]
+    overrides: Vec<OverrideDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListDef {
+    Items(Vec<Value>),
+    Append { append: Vec<Value> },
+}
+
+/// One rule as written.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RuleDef {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub severity: Severity,
+    #[serde(default)]
+    pub mitre: Vec<String>,
+    /// The audit level the rule needs (inferred from the fields it reads when absent).
+    #[serde(default)]
+    pub level: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub references: Vec<String>,
+    #[serde(default)]
+    pub false_positives: Vec<String>,
+    pub detection: Map<String, Value>,
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub threshold: Option<ThresholdDef>,
+    #[serde(default)]
+    pub distinct: Option<DistinctDef>,
+    #[serde(default)]
+    pub first_seen: Option<FirstSeenDef>,
+    #[serde(default)]
+    pub tests: Vec<TestDef>,
+    /// Set by the Sigma importer: field names are Sigma's.
+    #[serde(skip)]
+    pub sigma: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ThresholdDef {
+    pub count: u64,
+    pub window: String,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DistinctDef {
+    pub field: String,
+    pub count: u64,
+    pub window: String,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FirstSeenDef {
+    pub field: String,
+    #[serde(default)]
+    pub by: Vec<String>,
+    /// How long (event time) to only learn, from the first event the rule sees.
+    #[serde(default = "default_learn")]
+    pub learn: String,
+}
+
+fn default_learn() -> String {
+    "24h".into()
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestDef {
+    pub name: String,
+    #[serde(default = "one")]
+    pub alerts: u64,
+    #[serde(default)]
+    pub event: Option<Value>,
+    #[serde(default)]
+    pub events: Vec<Value>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideDef {
+    id: String,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    severity: Option<Severity>,
+    /// Selections; an event matching any of them does not alert.
+    #[serde(default)]
+    exceptions: Vec<Map<String, Value>>,
+}
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    Entry(Entry),
+    Shared(Arc<Node>),
+}
+
+impl Node {
+    pub(crate) fn eval(&self, ctx: &Ctx<'_, '_>) -> bool {
+        match self {
+            Node::All(v) => v.iter().all(|n| n.eval(ctx)),
+            Node::Any(v) => v.iter().any(|n| n.eval(ctx)),
+            Node::Not(n) => !n.eval(ctx),
+            Node::Entry(e) => e.eval(ctx),
+            Node::Shared(n) => n.eval(ctx),
+        }
+    }
+    fn fields<'n>(&'n self, out: &mut Vec<&'n Field>) {
+        match self {
+            Node::All(v) | Node::Any(v) => v.iter().for_each(|n| n.fields(out)),
+            Node::Not(n) => n.fields(out),
+            Node::Entry(e) => out.push(&e.field),
+            Node::Shared(n) => n.fields(out),
+        }
+    }
+}
+
+/// What a stateful rule counts.
+#[derive(Debug, Clone)]
+pub enum Window {
+    /// At least `count` matching requests by one group within `window` microseconds.
+    Threshold { count: u64, window: i64, by: Vec<Field> },
+    /// At least `count` distinct values of `field` by one group within `window`.
+    Distinct { field: Field, count: u64, window: i64, by: Vec<Field> },
+    /// A value of `field` never seen before for a group already seen, after `learn`
+    /// microseconds of learning.
+    FirstSeen { field: Field, by: Vec<Field>, learn: i64 },
+}
+
+/// A rule's test case.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    pub name: String,
+    pub alerts: u64,
+    /// The events, as JSON text.
+    pub events: Vec<String>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub mitre: Vec<String>,
+    /// The audit level the rule needs to see what it matches.
+    pub level: Level,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub false_positives: Vec<String>,
+    /// Where the rule came from (`builtin:exec.yaml`, a path).
+    pub source: String,
+    /// Whether it was translated from a Sigma rule.
+    pub sigma: bool,
+    pub window: Option<Window>,
+    pub tests: Vec<TestCase>,
+    pub(crate) cond: Node,
+    pub(crate) exceptions: Vec<Node>,
+    pub(crate) output: Template,
+}
+
+impl Rule {
+    /// Whether the rule's condition (ignoring its window) matches the event.
+    pub fn matches(&self, ctx: &Ctx<'_, '_>) -> bool {
+        self.cond.eval(ctx) && !self.exceptions.iter().any(|n| n.eval(ctx))
+    }
+    pub fn message(&self, ctx: &Ctx<'_, '_>) -> String {
+        if self.output.is_empty() { self.title.clone() } else { self.output.render(ctx) }
+    }
+}
+
+/// A set of compiled rules, with the lists and macros they share.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Files read, for `kaudit rules list`.
+    pub sources: Vec<String>,
+    /// Sigma rules skipped, with why (another log source, an unsupported feature).
+    pub skipped: Vec<String>,
+}
+
+/// A rule file's text and name.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// The built-in pack, embedded in the binary.
+pub fn builtin_sources() -> Vec<Source> {
+    crate::BUILTIN
+        .iter()
+        .map(|(n, t)| Source {
+            name: format!("builtin:{n}"),
+            text: (*t).to_string(),
+        })
+        .collect()
+}
+
+/// Parses `5m`, `30s`, `1h`, `7d` into microseconds.
+pub(crate) fn duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().map_err(|_| format!("bad duration {s:?} (e.g. 30s, 5m, 1h, 7d)"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("bad duration {s:?} (e.g. 30s, 5m, 1h, 7d)")),
+    };
+    Ok(n * mult * 1_000_000)
+}
+
+struct Loader {
+    lists: Lists,
+    macro_defs: BTreeMap<String, (String, Value)>,
+    macros: BTreeMap<String, Arc<Node>>,
+    in_progress: BTreeSet<String>,
+}
+
+/// Loads rule files in order (lists and macros are shared; later files append to lists,
+/// replace macros, and override rules by id).
+pub fn load(sources: &[Source]) -> Result<RuleSet, String> {
+    let mut files: Vec<(String, FileDef)> = Vec::new();
+    let mut skipped = Vec::new();
+    for s in sources {
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&s.text).map_err(|e| match e.location() {
+            Some(l) => format!("{}:{}:{}: {}", s.name, l.line(), l.column(), first_line(&e.to_string())),
+            None => format!("{}: {}", s.name, first_line(&e.to_string())),
+        })?;
+        for (i, doc) in docs.into_iter().enumerate() {
+            let name = if i == 0 { s.name.clone() } else { format!("{} (document {})", s.name, i + 1) };
+            if doc.is_null() {
+                continue;
+            }
+            if crate::sigma::is_sigma(&doc) {
+                match crate::sigma::translate(&doc) {
+                    Ok(Some(r)) => files.push((
+                        name,
+                        FileDef {
+                            rules: vec![r],
+                            ..Default::default()
+                        },
+                    )),
+                    Ok(None) => {}
+                    Err(e) => skipped.push(format!("{name}: {e}")),
+                }
+                continue;
+            }
+            let f: FileDef = serde_json::from_value(doc).map_err(|e| format!("{name}: {e}"))?;
+            files.push((name, f));
+        }
+    }
+    let mut ld = Loader {
+        lists: Lists::new(),
+        macro_defs: BTreeMap::new(),
+        macros: BTreeMap::new(),
+        in_progress: BTreeSet::new(),
+    };
+    for (name, f) in &mut files {
+        for (k, l) in std::mem::take(&mut f.lists) {
+            match l {
+                ListDef::Items(v) => {
+                    ld.lists.insert(k, v);
+                }
+                ListDef::Append { append } => match ld.lists.get_mut(&k) {
+                    Some(l) => l.extend(append),
+                    None => return Err(format!("{name}: list {k:?}: nothing to append to (no earlier file defines it)")),
+                },
+            }
+        }
+        for (k, m) in std::mem::take(&mut f.macros) {
+            ld.macro_defs.insert(k, (name.clone(), m));
+        }
+    }
+    let mut set = RuleSet {
+        skipped,
+        ..Default::default()
+    };
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, f) in &files {
+        set.sources.push(name.clone());
+        for def in &f.rules {
+            let rule = ld.rule(def, name).map_err(|e| format!("{name}: rule {:?}: {e}", def.id))?;
+            match ids.get(&def.id) {
+                Some(&i) => set.rules[i] = rule,
+                None => {
+                    ids.insert(def.id.clone(), set.rules.len());
+                    set.rules.push(rule);
+                }
+            }
+        }
+    }
+    for (name, f) in &files {
+        for o in &f.overrides {
+            let Some(&i) = ids.get(&o.id) else {
+                return Err(format!("{name}: override of {:?}: no such rule", o.id));
+            };
+            let r = &mut set.rules[i];
+            if let Some(e) = o.enabled {
+                r.enabled = e;
+            }
+            if let Some(s) = o.severity {
+                r.severity = s;
+            }
+            for (j, ex) in o.exceptions.iter().enumerate() {
+                let n = ld
+                    .selection(&Value::Object(ex.clone()), &|n| Field::parse(n))
+                    .map_err(|e| format!("{name}: override of {:?}: exception {}: {e}", o.id, j + 1))?;
+                r.exceptions.push(n);
+            }
+        }
+    }
+    Ok(set)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+impl Loader {
+    fn macro_node(&mut self, name: &str) -> Result<Option<Arc<Node>>, String> {
+        if let Some(m) = self.macros.get(name) {
+            return Ok(Some(m.clone()));
+        }
+        let Some((file, def)) = self.macro_defs.get(name).cloned() else {
+            return Ok(None);
+        };
+        if !self.in_progress.insert(name.to_string()) {
+            return Err(format!("macro {name:?} refers to itself"));
+        }
+        let node = match &def {
+            Value::String(c) => {
+                let cond = condition::parse(c).map_err(|e| format!("{file}: macro {name:?}: {e}"))?;
+                self.resolve(&cond, &BTreeMap::new())
+                    .map_err(|e| format!("{file}: macro {name:?}: {e}"))?
+            }
+            v => self
+                .selection(v, &|n| Field::parse(n))
+                .map_err(|e| format!("{file}: macro {name:?}: {e}"))?,
+        };
+        self.in_progress.remove(name);
+        let node = Arc::new(node);
+        self.macros.insert(name.to_string(), node.clone());
+        Ok(Some(node))
+    }
+
+    /// A selection: a map (all entries), a list of maps (any), or a list of keywords.
+    fn selection(&mut self, v: &Value, map_field: &dyn Fn(&str) -> Result<Field, String>) -> Result<Node, String> {
+        match v {
+            Value::Object(m) => {
+                let mut entries = Vec::new();
+                for (k, v) in m {
+                    entries.push(Entry::compile(k, v, &self.lists, map_field)?);
+                }
+                if entries.is_empty() {
+                    return Err("an empty selection".into());
+                }
+                // Cheap fields first: a selection is a conjunction, so order is free.
+                entries.sort_by_key(|e| e.field.costly());
+                Ok(Node::All(entries.into_iter().map(Node::Entry).collect()))
+            }
+            Value::Array(a) if a.iter().all(Value::is_object) && !a.is_empty() => Ok(Node::Any(
+                a.iter()
+                    .map(|x| self.selection(x, map_field))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) && !a.is_empty() => {
+                Ok(Node::Entry(Entry::compile("|contains", v, &self.lists, &|_| Ok(Field::Raw))?))
+            }
+            Value::String(_) | Value::Number(_) => {
+                Ok(Node::Entry(Entry::compile("|contains", v, &self.lists, &|_| Ok(Field::Raw))?))
+            }
+            _ => Err(format!("a selection is a map of fields, a list of maps, or a list of keywords; not {v}")),
+        }
+    }
+
+    fn resolve(&mut self, c: &Cond, sels: &BTreeMap<String, Arc<Node>>) -> Result<Node, String> {
+        Ok(match c {
+            Cond::Ref(n) => match sels.get(n) {
+                Some(s) => Node::Shared(s.clone()),
+                None => match self.macro_node(n)? {
+                    Some(m) => Node::Shared(m),
+                    None => {
+                        let known: Vec<&String> = sels.keys().collect();
+                        return Err(format!("condition names {n:?}, which is neither a selection of this rule {known:?} nor a macro"));
+                    }
+                },
+            },
+            Cond::Not(x) => Node::Not(Box::new(self.resolve(x, sels)?)),
+            Cond::And(v) => Node::All(v.iter().map(|x| self.resolve(x, sels)).collect::<Result<_, _>>()?),
+            Cond::Or(v) => Node::Any(v.iter().map(|x| self.resolve(x, sels)).collect::<Result<_, _>>()?),
+            Cond::Of { all, pattern } => {
+                let hits: Vec<Node> = sels
+                    .iter()
+                    .filter(|(k, _)| condition::pattern_matches(pattern, k))
+                    .map(|(_, v)| Node::Shared(v.clone()))
+                    .collect();
+                if hits.is_empty() {
+                    return Err(format!("'{} of {pattern}' matches no selection", if *all { "all" } else { "1" }));
+                }
+                if *all { Node::All(hits) } else { Node::Any(hits) }
+            }
+        })
+    }
+
+    fn rule(&mut self, d: &RuleDef, source: &str) -> Result<Rule, String> {
+        if d.id.trim().is_empty() {
+            return Err("empty id".into());
+        }
+        let map_field: &dyn Fn(&str) -> Result<Field, String> =
+            if d.sigma { &crate::sigma::field } else { &|n: &str| Field::parse(n) };
+        let mut sels = BTreeMap::new();
+        let mut cond_text: Option<Vec<String>> = None;
+        for (k, v) in &d.detection {
+            if k == "condition" {
+                cond_text = Some(match v {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|x| x.as_str().map(str::to_string).ok_or("detection.condition: a list of strings"))
+                        .collect::<Result<_, _>>()?,
+                    _ => return Err("detection.condition must be a string".into()),
+                });
+                continue;
+            }
+            if k == "timeframe" {
+                continue;
+            }
+            let n = self.selection(v, map_field).map_err(|e| format!("detection.{k}: {e}"))?;
+            sels.insert(k.clone(), Arc::new(n));
+        }
+        let cond_text = match cond_text {
+            Some(c) => c,
+            None if sels.len() == 1 => vec![sels.keys().next().cloned().unwrap_or_default()],
+            None => return Err("detection has several selections and no condition".into()),
+        };
+        let mut alts = Vec::new();
+        for c in &cond_text {
+            let parsed = condition::parse(c).map_err(|e| format!("detection.condition {c:?}: {e}"))?;
+            alts.push(self.resolve(&parsed, &sels).map_err(|e| format!("detection.condition: {e}"))?);
+        }
+        let cond = if alts.len() == 1 { alts.pop().unwrap_or(Node::Any(vec![])) } else { Node::Any(alts) };
+        let fields = |v: &[String]| -> Result<Vec<Field>, String> { v.iter().map(|n| map_field(n)).collect() };
+        let windows = [d.threshold.is_some(), d.distinct.is_some(), d.first_seen.is_some()];
+        if windows.iter().filter(|b| **b).count() > 1 {
+            return Err("give at most one of threshold, distinct, first_seen".into());
+        }
+        let window = if let Some(t) = &d.threshold {
+            if t.count == 0 {
+                return Err("threshold.count must be at least 1".into());
+            }
+            Some(Window::Threshold {
+                count: t.count,
+                window: duration(&t.window).map_err(|e| format!("threshold.window: {e}"))?,
+                by: fields(&t.by).map_err(|e| format!("threshold.by: {e}"))?,
+            })
+        } else if let Some(t) = &d.distinct {
+            if t.count < 2 {
+                return Err("distinct.count must be at least 2".into());
+            }
+            Some(Window::Distinct {
+                field: map_field(&t.field).map_err(|e| format!("distinct.field: {e}"))?,
+                count: t.count,
+                window: duration(&t.window).map_err(|e| format!("distinct.window: {e}"))?,
+                by: fields(&t.by).map_err(|e| format!("distinct.by: {e}"))?,
+            })
+        } else if let Some(t) = &d.first_seen {
+            Some(Window::FirstSeen {
+                field: map_field(&t.field).map_err(|e| format!("first_seen.field: {e}"))?,
+                by: fields(&t.by).map_err(|e| format!("first_seen.by: {e}"))?,
+                learn: duration(&t.learn).map_err(|e| format!("first_seen.learn: {e}"))?,
+            })
+        } else {
+            None
+        };
+        let output = match &d.output {
+            Some(o) => Template::parse(o, map_field)?,
+            None => Template::default(),
+        };
+        // The level the rule needs: the highest any field it reads needs.
+        let mut used = Vec::new();
+        cond.fields(&mut used);
+        let needed = used.iter().map(|f| f.level()).max().unwrap_or(Level::Metadata);
+        let level = match &d.level {
+            Some(l) => {
+                let l: Level = l.parse().map_err(|e| format!("level: {e}"))?;
+                if l < needed {
+                    return Err(format!(
+                        "level: {l} is too low: the condition reads bodies, which need {needed}"
+                    ));
+                }
+                l
+            }
+            None => needed,
+        };
+        let mut tests = Vec::new();
+        for t in &d.tests {
+            let mut events: Vec<String> = t.events.iter().map(Value::to_string).collect();
+            if let Some(e) = &t.event {
+                events.insert(0, e.to_string());
+            }
+            if events.is_empty() {
+                return Err(format!("test {:?}: give event or events", t.name));
+            }
+            tests.push(TestCase {
+                name: t.name.clone(),
+                alerts: t.alerts,
+                events,
+            });
+        }
+        Ok(Rule {
+            id: d.id.clone(),
+            title: d.title.clone(),
+            description: d.description.trim().to_string(),
+            severity: d.severity,
+            mitre: d.mitre.clone(),
+            level,
+            enabled: d.enabled,
+            tags: d.tags.clone(),
+            references: d.references.clone(),
+            false_positives: d.false_positives.clone(),
+            source: source.to_string(),
+            sigma: d.sigma,
+            window,
+            tests,
+            cond,
+            exceptions: Vec::new(),
+            output,
+        })
+    }
+}
