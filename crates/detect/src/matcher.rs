@@ -154,6 +154,10 @@ impl Entry {
             return Ok(e);
         }
         if values.is_empty() {
+            if m.expand {
+                // An empty list (an allow-list or IOC list nobody filled yet) matches nothing.
+                return Ok(e);
+            }
             return Err(format!("{key:?}: no values (an empty list matches nothing)"));
         }
         let mut contains: Vec<String> = Vec::new();
