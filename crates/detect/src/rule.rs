@@ -168,6 +168,9 @@ pub(crate) struct TestDef {
     pub event: Option<Value>,
     #[serde(default)]
     pub events: Vec<Value>,
+    /// Values appended to shared lists for this test only (an IOC list that ships empty).
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<Value>>,
 }
 
 fn one() -> u64 {
@@ -236,6 +239,8 @@ pub struct TestCase {
     pub alerts: u64,
     /// The events, as JSON text.
     pub events: Vec<String>,
+    /// The rule compiled with the test's list additions, when it has any.
+    pub variant: Option<Box<Rule>>,
 }
 
 /// A compiled rule.
@@ -608,10 +613,31 @@ impl Loader {
             if events.is_empty() {
                 return Err(format!("test {:?}: give event or events", t.name));
             }
+            let variant = if t.lists.is_empty() {
+                None
+            } else {
+                let mut lists = self.lists.clone();
+                for (k, v) in &t.lists {
+                    lists
+                        .get_mut(k)
+                        .ok_or_else(|| format!("test {:?}: no list named {k:?}", t.name))?
+                        .extend(v.iter().cloned());
+                }
+                let mut ld = Loader {
+                    lists,
+                    macro_defs: self.macro_defs.clone(),
+                    macros: BTreeMap::new(),
+                    in_progress: BTreeSet::new(),
+                };
+                let mut def = d.clone();
+                def.tests.clear();
+                Some(Box::new(ld.rule(&def, source)?))
+            };
             tests.push(TestCase {
                 name: t.name.clone(),
                 alerts: t.alerts,
                 events,
+                variant,
             });
         }
         Ok(Rule {

@@ -31,7 +31,7 @@ pub fn run_rule(rule: &Rule) -> Vec<Outcome> {
     let mut out = Vec::new();
     for t in &rule.tests {
         let mut engine = Engine::new(Arc::new(RuleSet {
-            rules: vec![single(rule)],
+            rules: vec![single(t.variant.as_deref().unwrap_or(rule))],
             ..Default::default()
         }));
         let mut alerts = Vec::new();
