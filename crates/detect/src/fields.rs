@@ -353,7 +353,9 @@ impl<'e, 'a> Ctx<'e, 'a> {
         })
     }
 
-    /// The exec command (`command=` parameters joined by spaces), for exec requests.
+    /// The exec command: the `command=` parameters of `requestURI` joined by spaces, or, where
+    /// the platform logs the exec options as the request body (GKE's PodExecOptions), its
+    /// `command` list.
     pub fn exec_command(&self) -> Option<&str> {
         self.command
             .get_or_init(|| {
@@ -363,9 +365,34 @@ impl<'e, 'a> Ctx<'e, 'a> {
                     .filter(|(k, _)| k == "command")
                     .map(|(_, v)| v.as_str())
                     .collect();
+                if !parts.is_empty() {
+                    return Some(parts.join(" "));
+                }
+                let cmd = self.request()?.get("command")?.as_array()?;
+                let parts: Vec<&str> = cmd.iter().filter_map(Value::as_str).collect();
                 (!parts.is_empty()).then(|| parts.join(" "))
             })
             .as_deref()
+    }
+
+    /// The exec container: the `container=` parameter, or the exec options' `container`.
+    fn exec_container(&self, f: &mut dyn FnMut(&Val<'_>) -> bool) -> bool {
+        let mut any = false;
+        for (k, v) in self.query() {
+            if k == "container" {
+                any = true;
+                if f(&Val::Str(Cow::Borrowed(v))) {
+                    return true;
+                }
+            }
+        }
+        if any {
+            return false;
+        }
+        self.request()
+            .and_then(|r| r.get("container"))
+            .and_then(Value::as_str)
+            .is_some_and(|c| f(&Val::Str(Cow::Borrowed(c))))
     }
 
     /// Calls `f` with each value of `field` until it returns true; returns whether it did.
@@ -430,7 +457,7 @@ impl<'e, 'a> Ctx<'e, 'a> {
             }
             Field::UriQuery(k) => self.query().iter().any(|(n, v)| n == k && s(v, f)),
             Field::ExecCommand => self.exec_command().is_some_and(|c| s(c, f)),
-            Field::ExecContainer => self.query().iter().any(|(n, v)| n == "container" && s(v, f)),
+            Field::ExecContainer => self.exec_container(f),
             Field::Raw => f(&Val::Str(Cow::Borrowed(self.raw))),
             Field::Body(body, path) => {
                 let root = match body {

@@ -102,6 +102,48 @@ pub fn import(
     Ok(out)
 }
 
+/// Reads one input file as `kaudit import` does: plain or gzipped, its shape given or
+/// recognised from its start (a Kubernetes audit log is streamed; cloud exports are read
+/// whole). Calls `cb` with each record or decoding error; `disk` counts the bytes read from
+/// disk (before decompression), for progress.
+pub fn read_file(
+    path: &Path,
+    format: Format,
+    disk: std::rc::Rc<std::cell::Cell<u64>>,
+    cb: &mut dyn FnMut(Result<Record<'_>, DecodeError>) -> ControlFlow<()>,
+) -> Result<decode::Stats, String> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let mut r = BufReader::with_capacity(1 << 20, Counting { inner: file, n: disk });
+    let gz = r
+        .fill_buf()
+        .map_err(|e| format!("{name}: {e}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    };
+    let mut head = Vec::new();
+    (&mut reader)
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let format = match format {
+        Format::Auto => cloud::detect(&head),
+        f => f,
+    };
+    if format == Format::K8s {
+        decode::decode_reader(io::Cursor::new(head).chain(reader), cb).map_err(|e| format!("{name}: {e}"))
+    } else {
+        let mut all = head;
+        reader
+            .read_to_end(&mut all)
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok(cloud::decode_as(&all, format, cb))
+    }
+}
+
 fn import_file(
     store: &mut Store,
     path: &Path,
@@ -110,36 +152,7 @@ fn import_file(
     progress: &mut impl FnMut(Progress),
 ) -> Result<FileSummary, String> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|e| format!("{name}: {e}"))?;
     let counter = std::rc::Rc::new(std::cell::Cell::new(0u64));
-    let mut r = BufReader::with_capacity(
-        1 << 20,
-        Counting {
-            inner: file,
-            n: counter.clone(),
-        },
-    );
-    let gz = r
-        .fill_buf()
-        .map_err(|e| format!("{name}: {e}"))?
-        .starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(r))
-    } else {
-        Box::new(r)
-    };
-    let mut reader = reader;
-    // The shape: given, or recognised from the file's start. Kubernetes logs are streamed;
-    // cloud exports are whole documents and read whole.
-    let mut head = Vec::new();
-    (&mut reader)
-        .take(1 << 20)
-        .read_to_end(&mut head)
-        .map_err(|e| format!("{name}: {e}"))?;
-    let format = match opts.format {
-        Format::Auto => cloud::detect(&head),
-        f => f,
-    };
     let mut fs = FileSummary {
         path: path.to_path_buf(),
         ..Default::default()
@@ -173,16 +186,7 @@ fn import_file(
         }
         ControlFlow::Continue(())
     };
-    let stats = if format == Format::K8s {
-        decode::decode_reader(io::Cursor::new(head).chain(reader), &mut cb)
-            .map_err(|e| format!("{name}: {e}"))?
-    } else {
-        let mut all = head;
-        reader
-            .read_to_end(&mut all)
-            .map_err(|e| format!("{name}: {e}"))?;
-        cloud::decode_as(&all, format, &mut cb)
-    };
+    let stats = read_file(path, opts.format, counter.clone(), &mut cb)?;
     if let Some(e) = failed {
         return Err(e);
     }

@@ -52,6 +52,12 @@ enum Command {
     /// webhook kubeconfig with this server's CA and credentials; for EKS, GKE and AKS, the
     /// export and import commands).
     Setup(cmd::serve::SetupArgs),
+    /// Run detection rules (the built-in pack, your rules, Sigma rules) over audit logs and
+    /// print the alerts.
+    Detect(cmd::detect::DetectArgs),
+    /// The detection rules: list them, or run each against its own test events.
+    #[command(subcommand)]
+    Rules(cmd::detect::RulesCommand),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +74,8 @@ fn main() -> ExitCode {
         Command::Ask(a) => cmd::query::ask(a),
         Command::Serve(a) => cmd::serve::serve(a),
         Command::Setup(a) => cmd::serve::setup(a),
+        Command::Detect(a) => cmd::detect::detect(a),
+        Command::Rules(c) => cmd::detect::rules(c),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,279 @@
+//! `kaudit detect` (rules over files) and `kaudit rules` (list, test).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use kaudit_detect::{Engine, RuleSet, Severity, testing};
+use kaudit_model::decode::ErrorKind;
+
+use crate::table::Table;
+
+/// Which rules to run.
+#[derive(Args, Clone)]
+pub struct RulesArg {
+    /// Rule files or directories (kaudit rules, Sigma rules for Kubernetes audit), loaded after
+    /// the built-in pack: they add rules, append to its lists, override its rules by id.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the built-in pack.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Also run these rules that are off by default (ids; `all` for every rule).
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    pub enable: Vec<String>,
+}
+
+impl RulesArg {
+    pub fn load(&self) -> Result<RuleSet> {
+        let mut set = kaudit_detect::load_paths(&self.rules, !self.no_builtin).map_err(|e| anyhow!(e))?;
+        for id in &self.enable {
+            let mut hit = false;
+            for r in set.rules.iter_mut().filter(|r| id == "all" || &r.id == id) {
+                r.enabled = true;
+                hit = true;
+            }
+            if !hit {
+                bail!("--enable {id}: no such rule (kaudit rules list shows them)");
+            }
+        }
+        for s in &set.skipped {
+            eprintln!("kaudit: skipped {s}");
+        }
+        Ok(set)
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AlertFormat {
+    Table,
+    Json,
+    Ndjson,
+}
+
+#[derive(Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    rules: RulesArg,
+    /// The input shape (as for import): auto, k8s, eks, gke, aks.
+    #[arg(long, default_value = "auto")]
+    format: kaudit_model::cloud::Format,
+    /// The cluster name put on alerts.
+    #[arg(long, default_value = "")]
+    cluster: String,
+    /// How to print alerts.
+    #[arg(long, value_enum, default_value_t = AlertFormat::Table)]
+    output: AlertFormat,
+    /// Only report alerts of at least this severity (info, low, medium, high, critical).
+    #[arg(long, value_parser = |s: &str| Severity::parse(s))]
+    min_severity: Option<Severity>,
+    /// Audit logs, rotated sets, EventLists, cloud exports: anything `kaudit import` reads.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+pub fn detect(a: DetectArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let set = Arc::new(a.rules.load()?);
+    let enabled = set.rules.iter().filter(|r| r.enabled).count();
+    let mut engine = Engine::new(set.clone());
+    let mut alerts = Vec::new();
+    let mut skipped: BTreeMap<ErrorKind, u64> = BTreeMap::new();
+    let mut bodies = 0u64;
+    let mut bytes = 0u64;
+    let files = kaudit_ingest::rotation::order(&a.files);
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let mut table = (a.output == AlertFormat::Table).then(|| {
+        Table::new(&["TIME", "SEVERITY", "RULE", "USER", "VERB", "RESOURCE", "NAMESPACE/NAME", "MESSAGE"])
+    });
+    let mut printed = 0u64;
+    for f in &files {
+        let name = f.display().to_string();
+        let mut reported = 0;
+        let mut cb = |item: Result<kaudit_model::decode::Record<'_>, kaudit_model::decode::DecodeError>| {
+            match item {
+                Ok(rec) => {
+                    if rec.event.request_object.is_some() {
+                        bodies += 1;
+                    }
+                    engine.process(&rec.event, rec.raw, &mut alerts);
+                }
+                Err(e) => {
+                    *skipped.entry(e.kind).or_default() += 1;
+                    if reported < 20 {
+                        eprintln!("{}", e.render(&name));
+                    }
+                    reported += 1;
+                }
+            }
+            ControlFlow::Continue(())
+        };
+        let disk = std::rc::Rc::new(std::cell::Cell::new(0));
+        let stats = kaudit_ingest::import::read_file(f, a.format, disk.clone(), &mut cb).map_err(|e| anyhow!(e))?;
+        bytes += stats.bytes;
+        for mut al in alerts.drain(..) {
+            if a.min_severity.is_some_and(|m| al.severity < m) {
+                continue;
+            }
+            al.cluster.clone_from(&a.cluster);
+            printed += 1;
+            match (&mut table, a.output) {
+                (Some(t), _) => t.row(vec![
+                    al.time.clone(),
+                    al.severity.to_string(),
+                    al.rule.clone(),
+                    al.user.clone(),
+                    al.verb.clone(),
+                    al.resource.clone(),
+                    if al.namespace.is_empty() { al.name.clone() } else { format!("{}/{}", al.namespace, al.name) },
+                    al.message.clone(),
+                ]),
+                (None, _) => {
+                    serde_json::to_writer(&mut out, &al)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    if let Some(t) = table {
+        if printed > 0 {
+            t.write(&mut out)?;
+        }
+    }
+    out.flush()?;
+    let st = engine.stats;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "kaudit: {} events ({:.1} MB) through {enabled} rules in {secs:.2} s ({:.0} events/s): {printed} alerts{}",
+        st.events,
+        bytes as f64 / 1e6,
+        st.events as f64 / secs.max(1e-9),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; skipped {}",
+                skipped.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect::<Vec<_>>().join(", ")
+            )
+        }
+    );
+    let need_bodies = set
+        .rules
+        .iter()
+        .filter(|r| r.enabled && r.level > kaudit_model::Level::Metadata)
+        .count();
+    if st.events > 0 && bodies == 0 && need_bodies > 0 {
+        eprintln!(
+            "kaudit: warning: no event carried a request body (audit level Metadata), so {need_bodies} rules that read bodies could not match; log pods, RBAC, services and configmaps at level Request or above"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// List the rules: id, severity, level needed, on/off, ATT&CK, title.
+    List {
+        #[command(flatten)]
+        rules: RulesArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every rule against its own test events; exit 1 when any test fails.
+    Test {
+        #[command(flatten)]
+        rules: RulesArg,
+        /// Print every test, not only failures.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+pub fn rules(c: RulesCommand) -> Result<ExitCode> {
+    match c {
+        RulesCommand::List { rules, json } => {
+            let set = rules.load()?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                let v: Vec<_> = set
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id, "title": r.title, "severity": r.severity, "enabled": r.enabled,
+                            "level": r.level.as_str(), "mitre": r.mitre, "source": r.source,
+                            "sigma": r.sigma, "description": r.description, "tests": r.tests.len(),
+                        })
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut out, &v)?;
+                writeln!(out)?;
+            } else {
+                let mut t = Table::new(&["ID", "SEVERITY", "LEVEL", "ON", "ATT&CK", "TITLE"]);
+                for r in &set.rules {
+                    t.row(vec![
+                        r.id.clone(),
+                        r.severity.to_string(),
+                        r.level.to_string(),
+                        if r.enabled { "yes" } else { "no" }.into(),
+                        r.mitre.join(","),
+                        r.title.clone(),
+                    ]);
+                }
+                t.write(&mut out)?;
+                let on = set.rules.iter().filter(|r| r.enabled).count();
+                eprintln!("{} rules ({on} on) from {} files", set.rules.len(), set.sources.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesCommand::Test { rules, verbose } => {
+            let set = rules.load()?;
+            let outcomes = testing::run(&set);
+            let mut failed = 0;
+            for o in &outcomes {
+                if !o.passed() {
+                    failed += 1;
+                }
+                if !o.passed() || verbose {
+                    println!(
+                        "{} {} / {}: expected {} alert(s), got {}{}",
+                        if o.passed() { "ok  " } else { "FAIL" },
+                        o.rule,
+                        o.test,
+                        o.expected,
+                        o.got,
+                        o.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+                    );
+                }
+            }
+            let untested: Vec<&str> = set
+                .rules
+                .iter()
+                .filter(|r| !r.tests.iter().any(|t| t.alerts > 0) || !r.tests.iter().any(|t| t.alerts == 0))
+                .map(|r| r.id.as_str())
+                .collect();
+            println!(
+                "{} tests of {} rules: {} passed, {failed} failed",
+                outcomes.len(),
+                set.rules.len(),
+                outcomes.len() - failed
+            );
+            if !untested.is_empty() {
+                println!(
+                    "{} rules lack a test that alerts or one that must not: {}",
+                    untested.len(),
+                    untested.join(", ")
+                );
+            }
+            Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
