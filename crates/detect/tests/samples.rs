@@ -1,5 +1,5 @@
-//! The built-in pack against real and labelled samples (`../shared/samples`, see its
-//! SOURCES.md): Falco's regression trace files with the alerts Falco's own tests expect, and
+//! The built-in pack against real and labelled samples (`test_data/events`, copied from
+//! `../shared/samples`; provenance in test_data/README.md): Falco's regression trace files with the alerts Falco's own tests expect, and
 //! Panther's labelled true/false cases. Prints precision and recall per rule, and checks the
 //! disagreements are exactly the ones recorded (with reasons) in
 //! `tests/data/sample-disagreements.txt`.
@@ -13,19 +13,9 @@ use kaudit_detect::fields::Ctx;
 use kaudit_detect::Engine;
 use kaudit_model::cloud;
 
+/// The samples, as copied into the repository (`test_data/events`, provenance in its README).
 fn samples() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for up in here.ancestors() {
-        let p = up.join("shared/samples");
-        if p.is_dir() {
-            return p;
-        }
-        let p = up.join("../shared/samples");
-        if p.is_dir() {
-            return p;
-        }
-    }
-    panic!("../shared/samples not found above {}", here.display());
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events")
 }
 
 /// Falco rule names (2023 test names) to kaudit rules.
@@ -216,6 +206,7 @@ fn builtin_pack_against_the_samples() {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("panther-analysis-tests"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
     files.sort();
     for f in files {
