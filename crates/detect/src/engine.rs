@@ -3,7 +3,7 @@
 //! first-seen), kept in event time so offline and live runs agree.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use foldhash::fast::FixedState;
@@ -150,9 +150,7 @@ impl Engine {
         if event.audit_id.is_empty() {
             return true;
         }
-        let mut h = self.hasher.build_hasher();
-        event.audit_id.as_str().hash(&mut h);
-        let key = (i, h.finish());
+        let key = (i, self.hasher.hash_one(event.audit_id.as_str()));
         let last = matches!(event.stage, Some(Stage::ResponseComplete | Stage::Panic) | None);
         if last {
             return self.open.remove(&key).is_none();
@@ -217,9 +215,7 @@ impl Engine {
                 if v.is_empty() {
                     return None;
                 }
-                let mut h = self.hasher.build_hasher();
-                v.hash(&mut h);
-                let vh = h.finish();
+                let vh = self.hasher.hash_one(&v);
                 let g = group_key(ctx, by);
                 match seen.get_mut(&g) {
                     Some(set) => {
