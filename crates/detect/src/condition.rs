@@ -17,7 +17,10 @@ pub enum Cond {
     Or(Vec<Cond>),
     /// `1 of pattern` (`any`) or `all of pattern`; the pattern may end with `*`; `them` is
     /// every selection of the rule.
-    Of { all: bool, pattern: String },
+    Of {
+        all: bool,
+        pattern: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,14 +79,22 @@ impl P {
         while self.keyword("or") {
             v.push(self.and()?);
         }
-        Ok(if v.len() == 1 { v.pop().unwrap_or(Cond::And(vec![])) } else { Cond::Or(v) })
+        Ok(if v.len() == 1 {
+            v.pop().unwrap_or(Cond::And(vec![]))
+        } else {
+            Cond::Or(v)
+        })
     }
     fn and(&mut self) -> Result<Cond, String> {
         let mut v = vec![self.not()?];
         while self.keyword("and") {
             v.push(self.not()?);
         }
-        Ok(if v.len() == 1 { v.pop().unwrap_or(Cond::And(vec![])) } else { Cond::And(v) })
+        Ok(if v.len() == 1 {
+            v.pop().unwrap_or(Cond::And(vec![]))
+        } else {
+            Cond::And(v)
+        })
     }
     fn not(&mut self) -> Result<Cond, String> {
         if self.keyword("not") {
@@ -115,7 +126,10 @@ impl P {
                         return Err(format!("'{w} of' needs a name pattern or 'them'"));
                     };
                     self.i += 1;
-                    return Ok(Cond::Of { all: lw == "all", pattern });
+                    return Ok(Cond::Of {
+                        all: lw == "all",
+                        pattern,
+                    });
                 }
                 if w.chars().all(|c| c.is_ascii_digit()) {
                     return Err(format!("'{w} of' is not supported; use '1 of' or 'all of'"));
@@ -134,7 +148,10 @@ pub fn parse(s: &str) -> Result<Cond, String> {
     }
     let c = p.or()?;
     if p.i != p.toks.len() {
-        return Err(format!("unexpected {:?} after a complete condition", p.toks[p.i]));
+        return Err(format!(
+            "unexpected {:?} after a complete condition",
+            p.toks[p.i]
+        ));
     }
     Ok(c)
 }
@@ -160,14 +177,23 @@ mod tests {
             parse("a and not (b or c)").unwrap(),
             Cond::And(vec![
                 Cond::Ref("a".into()),
-                Cond::Not(Box::new(Cond::Or(vec![Cond::Ref("b".into()), Cond::Ref("c".into())])))
+                Cond::Not(Box::new(Cond::Or(vec![
+                    Cond::Ref("b".into()),
+                    Cond::Ref("c".into())
+                ])))
             ])
         );
         assert_eq!(
             parse("1 of sel* and not all of them").unwrap(),
             Cond::And(vec![
-                Cond::Of { all: false, pattern: "sel*".into() },
-                Cond::Not(Box::new(Cond::Of { all: true, pattern: "them".into() }))
+                Cond::Of {
+                    all: false,
+                    pattern: "sel*".into()
+                },
+                Cond::Not(Box::new(Cond::Of {
+                    all: true,
+                    pattern: "them".into()
+                }))
             ])
         );
         assert!(parse("a and").is_err());

@@ -68,7 +68,11 @@ enum State {
     None,
     Threshold(HashMap<String, VecDeque<i64>>),
     Distinct(HashMap<String, HashMap<String, i64>>),
-    FirstSeen { start: Option<i64>, seen: HashMap<String, HashSet<u64>>, full: bool },
+    FirstSeen {
+        start: Option<i64>,
+        seen: HashMap<String, HashSet<u64>>,
+        full: bool,
+    },
 }
 
 /// Runs a rule set over events.
@@ -151,7 +155,10 @@ impl Engine {
             return true;
         }
         let key = (i, self.hasher.hash_one(event.audit_id.as_str()));
-        let last = matches!(event.stage, Some(Stage::ResponseComplete | Stage::Panic) | None);
+        let last = matches!(
+            event.stage,
+            Some(Stage::ResponseComplete | Stage::Panic) | None
+        );
         if last {
             return self.open.remove(&key).is_none();
         }
@@ -170,7 +177,13 @@ impl Engine {
     }
 
     /// Updates rule `i`'s window; returns the group and count when it fires.
-    fn window(&mut self, i: usize, w: &Window, ctx: &Ctx<'_, '_>, t: i64) -> Option<(String, Option<u64>)> {
+    fn window(
+        &mut self,
+        i: usize,
+        w: &Window,
+        ctx: &Ctx<'_, '_>,
+        t: i64,
+    ) -> Option<(String, Option<u64>)> {
         let latest = self.latest;
         match (w, &mut self.state[i]) {
             (Window::Threshold { count, window, by }, State::Threshold(groups)) => {
@@ -190,7 +203,15 @@ impl Engine {
                 }
                 None
             }
-            (Window::Distinct { field, count, window, by }, State::Distinct(groups)) => {
+            (
+                Window::Distinct {
+                    field,
+                    count,
+                    window,
+                    by,
+                },
+                State::Distinct(groups),
+            ) => {
                 let g = group_key(ctx, by);
                 if groups.len() >= MAX_GROUPS && !groups.contains_key(&g) {
                     groups.retain(|_, m| m.values().any(|v| *v >= latest - window));
@@ -287,7 +308,11 @@ fn alert(rule: &Rule, ctx: &Ctx<'_, '_>, t: i64, group: String, count: Option<u6
         resource,
         namespace: o.map(|o| o.namespace.to_string()).unwrap_or_default(),
         name: o.map(|o| o.name.to_string()).unwrap_or_default(),
-        source_ip: e.source_ips.first().map(|s| s.to_string()).unwrap_or_default(),
+        source_ip: e
+            .source_ips
+            .first()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         code: e.code(),
         group,
         count,

@@ -212,8 +212,14 @@ impl Field {
                 if rest.is_empty() && body != self::Body::Event {
                     return Ok(Body(body, Vec::new()));
                 }
-                if let Some(path) = rest.strip_prefix('.').or_else(|| rest.strip_prefix("[").map(|_| rest)) {
-                    return Ok(Body(body, parse_path(path).map_err(|e| format!("field {name:?}: {e}"))?));
+                if let Some(path) = rest
+                    .strip_prefix('.')
+                    .or_else(|| rest.strip_prefix("[").map(|_| rest))
+                {
+                    return Ok(Body(
+                        body,
+                        parse_path(path).map_err(|e| format!("field {name:?}: {e}"))?,
+                    ));
                 }
             }
         }
@@ -232,7 +238,14 @@ impl Field {
 
     /// Whether reading the field parses a body (costlier than the typed fields).
     pub fn costly(&self) -> bool {
-        matches!(self, Field::Body(..) | Field::Raw | Field::ExecCommand | Field::UriQuery(_) | Field::ExecContainer)
+        matches!(
+            self,
+            Field::Body(..)
+                | Field::Raw
+                | Field::ExecCommand
+                | Field::UriQuery(_)
+                | Field::ExecContainer
+        )
     }
 }
 
@@ -247,7 +260,11 @@ fn parse_path(p: &str) -> Result<Vec<Step>, String> {
             out.push(if inside.is_empty() || inside == "*" {
                 Step::Each
             } else {
-                Step::Index(inside.parse().map_err(|_| format!("bad index [{inside}]"))?)
+                Step::Index(
+                    inside
+                        .parse()
+                        .map_err(|_| format!("bad index [{inside}]"))?,
+                )
             });
             rest = &r[end + 1..];
             rest = rest.strip_prefix('.').unwrap_or(rest);
@@ -292,12 +309,20 @@ impl<'e, 'a> Ctx<'e, 'a> {
 
     fn request(&self) -> Option<&Value> {
         self.request
-            .get_or_init(|| self.event.request_object.and_then(|r| serde_json::from_str(r.get()).ok()))
+            .get_or_init(|| {
+                self.event
+                    .request_object
+                    .and_then(|r| serde_json::from_str(r.get()).ok())
+            })
             .as_ref()
     }
     fn response(&self) -> Option<&Value> {
         self.response
-            .get_or_init(|| self.event.response_object.and_then(|r| serde_json::from_str(r.get()).ok()))
+            .get_or_init(|| {
+                self.event
+                    .response_object
+                    .and_then(|r| serde_json::from_str(r.get()).ok())
+            })
             .as_ref()
     }
     fn whole(&self) -> Option<&Value> {
@@ -400,7 +425,9 @@ impl<'e, 'a> Ctx<'e, 'a> {
         let e = self.event;
         let s = |t: &str, f: &mut dyn FnMut(&Val<'_>) -> bool| f(&Val::Str(Cow::Borrowed(t)));
         // Typed strings that are empty count as absent, as Go leaves them.
-        let opt = |t: &str, f: &mut dyn FnMut(&Val<'_>) -> bool| !t.is_empty() && f(&Val::Str(Cow::Borrowed(t)));
+        let opt = |t: &str, f: &mut dyn FnMut(&Val<'_>) -> bool| {
+            !t.is_empty() && f(&Val::Str(Cow::Borrowed(t)))
+        };
         let oref = e.object_ref.as_ref();
         let status = e.response_status.as_ref();
         match field {
@@ -421,7 +448,10 @@ impl<'e, 'a> Ctx<'e, 'a> {
                 .iter()
                 .filter(|(n, _)| n.as_str() == k)
                 .any(|(_, vs)| vs.iter().any(|v| s(v, f))),
-            Field::ImpUserName => e.impersonated_user.as_ref().is_some_and(|u| opt(&u.username, f)),
+            Field::ImpUserName => e
+                .impersonated_user
+                .as_ref()
+                .is_some_and(|u| opt(&u.username, f)),
             Field::ImpUserUid => e.impersonated_user.as_ref().is_some_and(|u| opt(&u.uid, f)),
             Field::ImpUserGroups => e
                 .impersonated_user
@@ -450,7 +480,10 @@ impl<'e, 'a> Ctx<'e, 'a> {
                 .stage_timestamp
                 .is_some_and(|t| f(&Val::Str(Cow::Owned(t.to_string())))),
             Field::Annotation(k) => e.annotations.get(k).is_some_and(|v| s(v, f)),
-            Field::Decision => e.annotations.get("authorization.k8s.io/decision").is_some_and(|v| opt(v, f)),
+            Field::Decision => e
+                .annotations
+                .get("authorization.k8s.io/decision")
+                .is_some_and(|v| opt(v, f)),
             Field::UriPath => {
                 let p = e.request_uri.split('?').next().unwrap_or("");
                 opt(p, f)
@@ -467,12 +500,16 @@ impl<'e, 'a> Ctx<'e, 'a> {
                     Body::PodSpec => self.pod_spec(),
                     Body::Event => self.whole(),
                     Body::Containers => {
-                        let Some(spec) = self.pod_spec() else { return false };
-                        return ["containers", "initContainers", "ephemeralContainers"].iter().any(|k| {
-                            spec.get(*k)
-                                .and_then(Value::as_array)
-                                .is_some_and(|cs| cs.iter().any(|c| walk(c, path, f)))
-                        });
+                        let Some(spec) = self.pod_spec() else {
+                            return false;
+                        };
+                        return ["containers", "initContainers", "ephemeralContainers"]
+                            .iter()
+                            .any(|k| {
+                                spec.get(*k)
+                                    .and_then(Value::as_array)
+                                    .is_some_and(|cs| cs.iter().any(|c| walk(c, path, f)))
+                            });
                     }
                 };
                 root.is_some_and(|v| walk(v, path, f))
@@ -506,7 +543,9 @@ fn leaf(v: &Value, f: &mut dyn FnMut(&Val<'_>) -> bool) -> bool {
         Value::Null => f(&Val::Null),
         // A list of scalars is its elements; an object (or a list of objects) is its JSON
         // text, for `contains` over a whole body part.
-        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => a.iter().any(|x| leaf(x, f)),
+        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+            a.iter().any(|x| leaf(x, f))
+        }
         other => f(&Val::Str(Cow::Owned(other.to_string()))),
     }
 }
@@ -521,20 +560,32 @@ mod tests {
             Field::parse("pod.containers.securityContext.privileged").unwrap(),
             Field::Body(
                 Body::Containers,
-                vec![Step::Key("securityContext".into()), Step::Key("privileged".into())]
+                vec![
+                    Step::Key("securityContext".into()),
+                    Step::Key("privileged".into())
+                ]
             )
         );
         assert_eq!(
             Field::parse("requestObject.rules[0].verbs[]").unwrap(),
             Field::Body(
                 Body::Request,
-                vec![Step::Key("rules".into()), Step::Index(0), Step::Key("verbs".into()), Step::Each]
+                vec![
+                    Step::Key("rules".into()),
+                    Step::Index(0),
+                    Step::Key("verbs".into()),
+                    Step::Each
+                ]
             )
         );
         assert_eq!(
             Field::parse("annotations.authorization.k8s.io/reason").unwrap(),
             Field::Annotation("authorization.k8s.io/reason".into())
         );
-        assert!(Field::parse("objectRef.resorce").unwrap_err().contains("unknown field"));
+        assert!(
+            Field::parse("objectRef.resorce")
+                .unwrap_err()
+                .contains("unknown field")
+        );
     }
 }

@@ -36,15 +36,24 @@ pub fn builtin() -> Result<RuleSet, String> {
     load(&builtin_sources())
 }
 
-/// Loads the built-in pack (unless `builtin` is false) and then every `*.yaml`/`*.yml` file
-/// under `paths` (files or directories, recursively, in name order).
+/// Loads the built-in pack (unless `builtin` is false) and then each of `paths`: a file
+/// named is read whatever its extension; a directory contributes its `*.yaml`/`*.yml` files,
+/// recursively, in name order.
 pub fn load_paths(paths: &[std::path::PathBuf], builtin: bool) -> Result<RuleSet, String> {
-    let mut sources = if builtin { builtin_sources() } else { Vec::new() };
+    let mut sources = if builtin {
+        builtin_sources()
+    } else {
+        Vec::new()
+    };
     for p in paths {
         let mut files = Vec::new();
-        collect(p, &mut files).map_err(|e| format!("{}: {e}", p.display()))?;
-        if files.is_empty() {
-            return Err(format!("{}: no .yaml or .yml rule files", p.display()));
+        if p.is_dir() {
+            collect(p, &mut files).map_err(|e| format!("{}: {e}", p.display()))?;
+            if files.is_empty() {
+                return Err(format!("{}: no .yaml or .yml rule files", p.display()));
+            }
+        } else {
+            files.push(p.clone());
         }
         for f in files {
             let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
@@ -57,20 +66,16 @@ pub fn load_paths(paths: &[std::path::PathBuf], builtin: bool) -> Result<RuleSet
     load(&sources)
 }
 
-fn collect(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    if p.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(p)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            collect(&e.path(), out)?;
-        }
-    } else if p.is_file() || !p.exists() {
-        let yaml = p.extension().is_some_and(|x| x == "yaml" || x == "yml");
-        if !p.exists() {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"));
-        }
-        if yaml {
-            out.push(p.to_path_buf());
+/// The rule files under a directory, recursively, in name order.
+fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
         }
     }
     Ok(())

@@ -97,8 +97,11 @@ impl Entry {
                 "lte" => m.cmp = Some(Cmp::Lte),
                 "cased" => m.cased = true,
                 "expand" => m.expand = true,
-                "base64" | "base64offset" | "utf16le" | "utf16be" | "wide" | "utf16" | "windash" | "fieldref" => {
-                    return Err(format!("{key:?}: modifier {p:?} does not apply to Kubernetes audit events"));
+                "base64" | "base64offset" | "utf16le" | "utf16be" | "wide" | "utf16"
+                | "windash" | "fieldref" => {
+                    return Err(format!(
+                        "{key:?}: modifier {p:?} does not apply to Kubernetes audit events"
+                    ));
                 }
                 _ => {
                     return Err(format!(
@@ -108,13 +111,23 @@ impl Entry {
                 }
             }
         }
-        if [m.contains, m.startswith, m.endswith, m.re, m.cidr, m.exists, m.cmp.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count()
+        if [
+            m.contains,
+            m.startswith,
+            m.endswith,
+            m.re,
+            m.cidr,
+            m.exists,
+            m.cmp.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
             > 1
         {
-            return Err(format!("{key:?}: combine at most one of contains, startswith, endswith, re, cidr, exists, gt/gte/lt/lte"));
+            return Err(format!(
+                "{key:?}: combine at most one of contains, startswith, endswith, re, cidr, exists, gt/gte/lt/lte"
+            ));
         }
         // The values, lists expanded.
         let raw: Vec<&Value> = match value {
@@ -126,11 +139,21 @@ impl Entry {
             match v.as_str() {
                 Some(s) if m.expand && s.len() > 2 && s.starts_with('%') && s.ends_with('%') => {
                     let n = &s[1..s.len() - 1];
-                    let l = lists.get(n).ok_or_else(|| format!("{key:?}: no list named {n:?}"))?;
+                    let l = lists
+                        .get(n)
+                        .ok_or_else(|| format!("{key:?}: no list named {n:?}"))?;
                     values.extend(l.iter());
                 }
-                Some(s) if !m.expand && s.len() > 2 && s.starts_with('%') && s.ends_with('%') && lists.contains_key(&s[1..s.len() - 1]) => {
-                    return Err(format!("{key:?}: {s:?} names a list; add |expand to use it"));
+                Some(s)
+                    if !m.expand
+                        && s.len() > 2
+                        && s.starts_with('%')
+                        && s.ends_with('%')
+                        && lists.contains_key(&s[1..s.len() - 1]) =>
+                {
+                    return Err(format!(
+                        "{key:?}: {s:?} names a list; add |expand to use it"
+                    ));
                 }
                 _ => values.push(v),
             }
@@ -158,7 +181,9 @@ impl Entry {
                 // An empty list (an allow-list or IOC list nobody filled yet) matches nothing.
                 return Ok(e);
             }
-            return Err(format!("{key:?}: no values (an empty list matches nothing)"));
+            return Err(format!(
+                "{key:?}: no values (an empty list matches nothing)"
+            ));
         }
         let mut contains: Vec<String> = Vec::new();
         for v in values {
@@ -171,7 +196,9 @@ impl Entry {
                     e.tests.push(Test::Bool(*b));
                     continue;
                 }
-                Value::Number(n) if !m.re && !m.cidr && !m.contains && !m.startswith && !m.endswith => {
+                Value::Number(n)
+                    if !m.re && !m.cidr && !m.contains && !m.startswith && !m.endswith =>
+                {
                     let x = n.as_f64().unwrap_or(f64::NAN);
                     e.tests.push(match m.cmp {
                         Some(c) => Test::Cmp(c, x),
@@ -183,14 +210,20 @@ impl Entry {
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 Value::Array(_) | Value::Object(_) => {
-                    return Err(format!("{key:?}: values must be strings, numbers, booleans or null, not {v}"));
+                    return Err(format!(
+                        "{key:?}: values must be strings, numbers, booleans or null, not {v}"
+                    ));
                 }
             };
             if let Some(c) = m.cmp {
-                let x: f64 = s.trim().parse().map_err(|_| format!("{key:?}: {s:?} is not a number"))?;
+                let x: f64 = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{key:?}: {s:?} is not a number"))?;
                 e.tests.push(Test::Cmp(c, x));
             } else if m.cidr {
-                let n = Cidr::parse(&s).ok_or_else(|| format!("{key:?}: {s:?} is not an IP network"))?;
+                let n = Cidr::parse(&s)
+                    .ok_or_else(|| format!("{key:?}: {s:?} is not an IP network"))?;
                 match e.tests.last_mut() {
                     Some(Test::Cidr(v)) if !m.all => v.push(n),
                     _ => e.tests.push(Test::Cidr(vec![n])),
@@ -232,7 +265,10 @@ impl Entry {
             return ctx.any(&self.field, &mut |v| !matches!(v, Val::Null)) == want;
         }
         if self.all {
-            return self.tests.iter().all(|t| ctx.any(&self.field, &mut |v| t.test(v)))
+            return self
+                .tests
+                .iter()
+                .all(|t| ctx.any(&self.field, &mut |v| t.test(v)))
                 && (!self.null || !ctx.any(&self.field, &mut |v| !matches!(v, Val::Null)));
         }
         if ctx.any(&self.field, &mut |v| self.tests.iter().any(|t| t.test(v))) {
@@ -259,25 +295,40 @@ impl Test {
             },
             Test::Eq(s, cased) => {
                 let t = v.text();
-                if *cased { *t == **s } else { t.eq_ignore_ascii_case(s) }
+                if *cased {
+                    *t == **s
+                } else {
+                    t.eq_ignore_ascii_case(s)
+                }
             }
             Test::Prefix(s, cased) => {
                 let t = v.text();
                 t.len() >= s.len()
                     && t.is_char_boundary(s.len())
-                    && if *cased { t.starts_with(s.as_str()) } else { t[..s.len()].eq_ignore_ascii_case(s) }
+                    && if *cased {
+                        t.starts_with(s.as_str())
+                    } else {
+                        t[..s.len()].eq_ignore_ascii_case(s)
+                    }
             }
             Test::Suffix(s, cased) => {
                 let t = v.text();
                 let k = t.len().wrapping_sub(s.len());
                 t.len() >= s.len()
                     && t.is_char_boundary(k)
-                    && if *cased { t.ends_with(s.as_str()) } else { t[k..].eq_ignore_ascii_case(s) }
+                    && if *cased {
+                        t.ends_with(s.as_str())
+                    } else {
+                        t[k..].eq_ignore_ascii_case(s)
+                    }
             }
             Test::Contains(ac) => ac.is_match(v.text().as_bytes()),
             Test::Regex(re) => re.is_match(&v.text()),
             Test::Cidr(nets) => match v {
-                Val::Str(s) => s.trim().parse().is_ok_and(|ip| nets.iter().any(|n| n.contains(ip))),
+                Val::Str(s) => s
+                    .trim()
+                    .parse()
+                    .is_ok_and(|ip| nets.iter().any(|n| n.contains(ip))),
                 _ => false,
             },
         }
@@ -325,7 +376,9 @@ fn wildcard(pat: &str, cased: bool) -> Result<Test, String> {
     let mut it = pat.chars().peekable();
     while let Some(c) = it.next() {
         match c {
-            '\\' if matches!(it.peek(), Some('*' | '?' | '\\')) => lit.push(it.next().unwrap_or('\\')),
+            '\\' if matches!(it.peek(), Some('*' | '?' | '\\')) => {
+                lit.push(it.next().unwrap_or('\\'))
+            }
             '*' | '?' => {
                 if !lit.is_empty() {
                     toks.push(Tok::Lit(std::mem::take(&mut lit)));
@@ -359,7 +412,11 @@ fn wildcard(pat: &str, cased: bool) -> Result<Test, String> {
             "*L" => return Ok(Test::Suffix(lits[0].clone(), cased)),
             "*L*" if !cased => return Ok(Test::Contains(needles(&[lits[0].clone()], true)?)),
             "*L*" => return Ok(Test::Contains(needles(&[lits[0].clone()], false)?)),
-            "*" | "**" => return Ok(Test::Regex(Regex::new("(?s).*").map_err(|e| e.to_string())?)),
+            "*" | "**" => {
+                return Ok(Test::Regex(
+                    Regex::new("(?s).*").map_err(|e| e.to_string())?,
+                ));
+            }
             _ => {}
         }
     }
@@ -382,7 +439,10 @@ mod tests {
 
     fn check(key: &str, value: Value, event: &str) -> bool {
         let mut lists = Lists::new();
-        lists.insert("shells".into(), vec![Value::from("sh"), Value::from("bash")]);
+        lists.insert(
+            "shells".into(),
+            vec![Value::from("sh"), Value::from("bash")],
+        );
         let e = Entry::compile(key, &value, &lists, &|n| Field::parse(n)).unwrap();
         let mut got = None;
         decode::decode_slice(event.as_bytes(), |r| {
@@ -402,8 +462,16 @@ mod tests {
         assert!(check("user.username", "*@example.com".into(), EV));
         assert!(check("user.username", "j?ne@*".into(), EV));
         assert!(check("user.groups", serde_json::json!(["nope", "dev"]), EV));
-        assert!(check("user.groups|all", serde_json::json!(["dev", "system:authenticated"]), EV));
-        assert!(!check("user.groups|all", serde_json::json!(["dev", "admins"]), EV));
+        assert!(check(
+            "user.groups|all",
+            serde_json::json!(["dev", "system:authenticated"]),
+            EV
+        ));
+        assert!(!check(
+            "user.groups|all",
+            serde_json::json!(["dev", "admins"]),
+            EV
+        ));
         assert!(check("userAgent", Value::Null, EV));
         assert!(!check("verb", Value::Null, EV));
         assert!(check("requestURI|contains", "/EXEC?".into(), EV));
@@ -418,12 +486,28 @@ mod tests {
         assert!(check("sourceIPs|cidr", "8.8.0.0/16".into(), EV));
         assert!(!check("sourceIP|cidr", "8.8.0.0/16".into(), EV));
         assert!(check("pod.spec.hostNetwork", true.into(), EV));
-        assert!(check("pod.containers.securityContext.privileged", true.into(), EV));
-        assert!(check("pod.containers.securityContext.capabilities.add", "sys_admin".into(), EV));
-        assert!(check("pod.spec.volumes[].hostPath.path|startswith", "/var/run/".into(), EV));
+        assert!(check(
+            "pod.containers.securityContext.privileged",
+            true.into(),
+            EV
+        ));
+        assert!(check(
+            "pod.containers.securityContext.capabilities.add",
+            "sys_admin".into(),
+            EV
+        ));
+        assert!(check(
+            "pod.spec.volumes[].hostPath.path|startswith",
+            "/var/run/".into(),
+            EV
+        ));
         assert!(check("pod.spec.hostPID|exists", false.into(), EV));
         assert!(check("exec.command|contains", "/etc/shadow".into(), EV));
-        assert!(check("exec.command|startswith|expand", "%shells%".into(), EV));
+        assert!(check(
+            "exec.command|startswith|expand",
+            "%shells%".into(),
+            EV
+        ));
         assert!(check("exec.container", "app".into(), EV));
         assert!(check("requestObject.spec|contains", "miner".into(), EV));
     }
@@ -432,9 +516,25 @@ mod tests {
     fn errors() {
         let l = Lists::new();
         let f = |n: &str| Field::parse(n);
-        assert!(Entry::compile("verb|bogus", &"x".into(), &l, &f).unwrap_err().contains("unknown modifier"));
-        assert!(Entry::compile("verb|expand", &"%nope%".into(), &l, &f).unwrap_err().contains("no list"));
-        assert!(Entry::compile("sourceIP|cidr", &"10.0.0.0/40".into(), &l, &f).unwrap_err().contains("not an IP network"));
-        assert!(Entry::compile("verb|re", &"(".into(), &l, &f).unwrap_err().contains("bad regular expression"));
+        assert!(
+            Entry::compile("verb|bogus", &"x".into(), &l, &f)
+                .unwrap_err()
+                .contains("unknown modifier")
+        );
+        assert!(
+            Entry::compile("verb|expand", &"%nope%".into(), &l, &f)
+                .unwrap_err()
+                .contains("no list")
+        );
+        assert!(
+            Entry::compile("sourceIP|cidr", &"10.0.0.0/40".into(), &l, &f)
+                .unwrap_err()
+                .contains("not an IP network")
+        );
+        assert!(
+            Entry::compile("verb|re", &"(".into(), &l, &f)
+                .unwrap_err()
+                .contains("bad regular expression")
+        );
     }
 }

@@ -43,7 +43,11 @@ impl Severity {
             "medium" | "warning" => Severity::Medium,
             "high" | "error" => Severity::High,
             "critical" | "alert" | "emergency" => Severity::Critical,
-            _ => return Err(format!("unknown severity {s:?} (info, low, medium, high, critical)")),
+            _ => {
+                return Err(format!(
+                    "unknown severity {s:?} (info, low, medium, high, critical)"
+                ));
+            }
         })
     }
 }
@@ -224,12 +228,25 @@ impl Node {
 #[derive(Debug, Clone)]
 pub enum Window {
     /// At least `count` matching requests by one group within `window` microseconds.
-    Threshold { count: u64, window: i64, by: Vec<Field> },
+    Threshold {
+        count: u64,
+        window: i64,
+        by: Vec<Field>,
+    },
     /// At least `count` distinct values of `field` by one group within `window`.
-    Distinct { field: Field, count: u64, window: i64, by: Vec<Field> },
+    Distinct {
+        field: Field,
+        count: u64,
+        window: i64,
+        by: Vec<Field>,
+    },
     /// A value of `field` never seen before for a group already seen, after `learn`
     /// microseconds of learning.
-    FirstSeen { field: Field, by: Vec<Field>, learn: i64 },
+    FirstSeen {
+        field: Field,
+        by: Vec<Field>,
+        learn: i64,
+    },
 }
 
 /// A rule's test case.
@@ -274,7 +291,11 @@ impl Rule {
         self.cond.eval(ctx) && !self.exceptions.iter().any(|n| n.eval(ctx))
     }
     pub fn message(&self, ctx: &Ctx<'_, '_>) -> String {
-        if self.output.is_empty() { self.title.clone() } else { self.output.render(ctx) }
+        if self.output.is_empty() {
+            self.title.clone()
+        } else {
+            self.output.render(ctx)
+        }
     }
 }
 
@@ -310,7 +331,9 @@ pub(crate) fn duration(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| format!("bad duration {s:?} (e.g. 30s, 5m, 1h, 7d)"))?;
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (e.g. 30s, 5m, 1h, 7d)"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -334,12 +357,23 @@ pub fn load(sources: &[Source]) -> Result<RuleSet, String> {
     let mut files: Vec<(String, FileDef)> = Vec::new();
     let mut skipped = Vec::new();
     for s in sources {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&s.text).map_err(|e| match e.location() {
-            Some(l) => format!("{}:{}:{}: {}", s.name, l.line(), l.column(), first_line(&e.to_string())),
-            None => format!("{}: {}", s.name, first_line(&e.to_string())),
-        })?;
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&s.text).map_err(|e| match e.location() {
+                Some(l) => format!(
+                    "{}:{}:{}: {}",
+                    s.name,
+                    l.line(),
+                    l.column(),
+                    first_line(&e.to_string())
+                ),
+                None => format!("{}: {}", s.name, first_line(&e.to_string())),
+            })?;
         for (i, doc) in docs.into_iter().enumerate() {
-            let name = if i == 0 { s.name.clone() } else { format!("{} (document {})", s.name, i + 1) };
+            let name = if i == 0 {
+                s.name.clone()
+            } else {
+                format!("{} (document {})", s.name, i + 1)
+            };
             if doc.is_null() {
                 continue;
             }
@@ -375,7 +409,11 @@ pub fn load(sources: &[Source]) -> Result<RuleSet, String> {
                 }
                 ListDef::Append { append } => match ld.lists.get_mut(&k) {
                     Some(l) => l.extend(append),
-                    None => return Err(format!("{name}: list {k:?}: nothing to append to (no earlier file defines it)")),
+                    None => {
+                        return Err(format!(
+                            "{name}: list {k:?}: nothing to append to (no earlier file defines it)"
+                        ));
+                    }
                 },
             }
         }
@@ -391,7 +429,9 @@ pub fn load(sources: &[Source]) -> Result<RuleSet, String> {
     for (name, f) in &files {
         set.sources.push(name.clone());
         for def in &f.rules {
-            let rule = ld.rule(def, name).map_err(|e| format!("{name}: rule {:?}: {e}", def.id))?;
+            let rule = ld
+                .rule(def, name)
+                .map_err(|e| format!("{name}: rule {:?}: {e}", def.id))?;
             match ids.get(&def.id) {
                 Some(&i) => set.rules[i] = rule,
                 None => {
@@ -416,7 +456,9 @@ pub fn load(sources: &[Source]) -> Result<RuleSet, String> {
             for (j, ex) in o.exceptions.iter().enumerate() {
                 let n = ld
                     .selection(&Value::Object(ex.clone()), &|n| Field::parse(n))
-                    .map_err(|e| format!("{name}: override of {:?}: exception {}: {e}", o.id, j + 1))?;
+                    .map_err(|e| {
+                        format!("{name}: override of {:?}: exception {}: {e}", o.id, j + 1)
+                    })?;
                 r.exceptions.push(n);
             }
         }
@@ -441,7 +483,8 @@ impl Loader {
         }
         let node = match &def {
             Value::String(c) => {
-                let cond = condition::parse(c).map_err(|e| format!("{file}: macro {name:?}: {e}"))?;
+                let cond =
+                    condition::parse(c).map_err(|e| format!("{file}: macro {name:?}: {e}"))?;
                 self.resolve(&cond, &BTreeMap::new())
                     .map_err(|e| format!("{file}: macro {name:?}: {e}"))?
             }
@@ -456,7 +499,11 @@ impl Loader {
     }
 
     /// A selection: a map (all entries), a list of maps (any), or a list of keywords.
-    fn selection(&mut self, v: &Value, map_field: &dyn Fn(&str) -> Result<Field, String>) -> Result<Node, String> {
+    fn selection(
+        &mut self,
+        v: &Value,
+        map_field: &dyn Fn(&str) -> Result<Field, String>,
+    ) -> Result<Node, String> {
         match v {
             Value::Object(m) => {
                 let mut entries = Vec::new();
@@ -475,13 +522,25 @@ impl Loader {
                     .map(|x| self.selection(x, map_field))
                     .collect::<Result<_, _>>()?,
             )),
-            Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) && !a.is_empty() => {
-                Ok(Node::Entry(Entry::compile("|contains", v, &self.lists, &|_| Ok(Field::Raw))?))
+            Value::Array(a)
+                if a.iter().all(|x| !x.is_object() && !x.is_array()) && !a.is_empty() =>
+            {
+                Ok(Node::Entry(Entry::compile(
+                    "|contains",
+                    v,
+                    &self.lists,
+                    &|_| Ok(Field::Raw),
+                )?))
             }
-            Value::String(_) | Value::Number(_) => {
-                Ok(Node::Entry(Entry::compile("|contains", v, &self.lists, &|_| Ok(Field::Raw))?))
-            }
-            _ => Err(format!("a selection is a map of fields, a list of maps, or a list of keywords; not {v}")),
+            Value::String(_) | Value::Number(_) => Ok(Node::Entry(Entry::compile(
+                "|contains",
+                v,
+                &self.lists,
+                &|_| Ok(Field::Raw),
+            )?)),
+            _ => Err(format!(
+                "a selection is a map of fields, a list of maps, or a list of keywords; not {v}"
+            )),
         }
     }
 
@@ -493,13 +552,23 @@ impl Loader {
                     Some(m) => Node::Shared(m),
                     None => {
                         let known: Vec<&String> = sels.keys().collect();
-                        return Err(format!("condition names {n:?}, which is neither a selection of this rule {known:?} nor a macro"));
+                        return Err(format!(
+                            "condition names {n:?}, which is neither a selection of this rule {known:?} nor a macro"
+                        ));
                     }
                 },
             },
             Cond::Not(x) => Node::Not(Box::new(self.resolve(x, sels)?)),
-            Cond::And(v) => Node::All(v.iter().map(|x| self.resolve(x, sels)).collect::<Result<_, _>>()?),
-            Cond::Or(v) => Node::Any(v.iter().map(|x| self.resolve(x, sels)).collect::<Result<_, _>>()?),
+            Cond::And(v) => Node::All(
+                v.iter()
+                    .map(|x| self.resolve(x, sels))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Cond::Or(v) => Node::Any(
+                v.iter()
+                    .map(|x| self.resolve(x, sels))
+                    .collect::<Result<_, _>>()?,
+            ),
             Cond::Of { all, pattern } => {
                 let hits: Vec<Node> = sels
                     .iter()
@@ -507,9 +576,16 @@ impl Loader {
                     .map(|(_, v)| Node::Shared(v.clone()))
                     .collect();
                 if hits.is_empty() {
-                    return Err(format!("'{} of {pattern}' matches no selection", if *all { "all" } else { "1" }));
+                    return Err(format!(
+                        "'{} of {pattern}' matches no selection",
+                        if *all { "all" } else { "1" }
+                    ));
                 }
-                if *all { Node::All(hits) } else { Node::Any(hits) }
+                if *all {
+                    Node::All(hits)
+                } else {
+                    Node::Any(hits)
+                }
             }
         })
     }
@@ -518,8 +594,11 @@ impl Loader {
         if d.id.trim().is_empty() {
             return Err("empty id".into());
         }
-        let map_field: &dyn Fn(&str) -> Result<Field, String> =
-            if d.sigma { &crate::sigma::field } else { &|n: &str| Field::parse(n) };
+        let map_field: &dyn Fn(&str) -> Result<Field, String> = if d.sigma {
+            &crate::sigma::field
+        } else {
+            &|n: &str| Field::parse(n)
+        };
         let mut sels = BTreeMap::new();
         let mut cond_text: Option<Vec<String>> = None;
         for (k, v) in &d.detection {
@@ -528,7 +607,11 @@ impl Loader {
                     Value::String(s) => vec![s.clone()],
                     Value::Array(a) => a
                         .iter()
-                        .map(|x| x.as_str().map(str::to_string).ok_or("detection.condition: a list of strings"))
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .ok_or("detection.condition: a list of strings")
+                        })
                         .collect::<Result<_, _>>()?,
                     _ => return Err("detection.condition must be a string".into()),
                 });
@@ -537,7 +620,9 @@ impl Loader {
             if k == "timeframe" {
                 continue;
             }
-            let n = self.selection(v, map_field).map_err(|e| format!("detection.{k}: {e}"))?;
+            let n = self
+                .selection(v, map_field)
+                .map_err(|e| format!("detection.{k}: {e}"))?;
             sels.insert(k.clone(), Arc::new(n));
         }
         let cond_text = match cond_text {
@@ -547,12 +632,26 @@ impl Loader {
         };
         let mut alts = Vec::new();
         for c in &cond_text {
-            let parsed = condition::parse(c).map_err(|e| format!("detection.condition {c:?}: {e}"))?;
-            alts.push(self.resolve(&parsed, &sels).map_err(|e| format!("detection.condition: {e}"))?);
+            let parsed =
+                condition::parse(c).map_err(|e| format!("detection.condition {c:?}: {e}"))?;
+            alts.push(
+                self.resolve(&parsed, &sels)
+                    .map_err(|e| format!("detection.condition: {e}"))?,
+            );
         }
-        let cond = if alts.len() == 1 { alts.pop().unwrap_or(Node::Any(vec![])) } else { Node::Any(alts) };
-        let fields = |v: &[String]| -> Result<Vec<Field>, String> { v.iter().map(|n| map_field(n)).collect() };
-        let windows = [d.threshold.is_some(), d.distinct.is_some(), d.first_seen.is_some()];
+        let cond = if alts.len() == 1 {
+            alts.pop().unwrap_or(Node::Any(vec![]))
+        } else {
+            Node::Any(alts)
+        };
+        let fields = |v: &[String]| -> Result<Vec<Field>, String> {
+            v.iter().map(|n| map_field(n)).collect()
+        };
+        let windows = [
+            d.threshold.is_some(),
+            d.distinct.is_some(),
+            d.first_seen.is_some(),
+        ];
         if windows.iter().filter(|b| **b).count() > 1 {
             return Err("give at most one of threshold, distinct, first_seen".into());
         }
@@ -591,7 +690,11 @@ impl Loader {
         // The level the rule needs: the highest any field it reads needs.
         let mut used = Vec::new();
         cond.fields(&mut used);
-        let needed = used.iter().map(|f| f.level()).max().unwrap_or(Level::Metadata);
+        let needed = used
+            .iter()
+            .map(|f| f.level())
+            .max()
+            .unwrap_or(Level::Metadata);
         let level = match &d.level {
             Some(l) => {
                 let l: Level = l.parse().map_err(|e| format!("level: {e}"))?;

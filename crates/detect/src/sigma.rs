@@ -40,7 +40,10 @@ fn str_of<'a>(doc: &'a Value, k: &str) -> Option<&'a str> {
 
 fn strings(doc: &Value, k: &str) -> Vec<String> {
     match doc.get(k) {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }
@@ -49,23 +52,34 @@ fn strings(doc: &Value, k: &str) -> Vec<String> {
 /// Translates one Sigma document. `Err` says why it is skipped (another log source, a
 /// feature kaudit does not run).
 pub(crate) fn translate(doc: &Value) -> Result<Option<RuleDef>, String> {
-    let title = str_of(doc, "title").unwrap_or("untitled Sigma rule").to_string();
+    let title = str_of(doc, "title")
+        .unwrap_or("untitled Sigma rule")
+        .to_string();
     let ls = doc.get("logsource").cloned().unwrap_or(Value::Null);
     let product = str_of(&ls, "product").unwrap_or("");
     let service = str_of(&ls, "service").unwrap_or("");
-    if !product.eq_ignore_ascii_case("kubernetes") || !(service.is_empty() || service.eq_ignore_ascii_case("audit")) {
+    if !product.eq_ignore_ascii_case("kubernetes")
+        || !(service.is_empty() || service.eq_ignore_ascii_case("audit"))
+    {
         return Err(format!(
             "Sigma rule {title:?}: logsource product {product:?} service {service:?} is not Kubernetes audit (product: kubernetes, service: audit)"
         ));
     }
     if doc.get("correlation").is_some() {
-        return Err(format!("Sigma rule {title:?}: correlation rules are not supported"));
+        return Err(format!(
+            "Sigma rule {title:?}: correlation rules are not supported"
+        ));
     }
     let id = match str_of(doc, "id") {
         Some(i) => format!("sigma.{i}"),
         None => format!(
             "sigma.{}",
-            title.to_ascii_lowercase().split(|c: char| !c.is_ascii_alphanumeric()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-")
+            title
+                .to_ascii_lowercase()
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("-")
         ),
     };
     let severity = match str_of(doc, "level") {
@@ -76,7 +90,10 @@ pub(crate) fn translate(doc: &Value) -> Result<Option<RuleDef>, String> {
     let mut tags = Vec::new();
     for t in strings(doc, "tags") {
         match t.strip_prefix("attack.") {
-            Some(x) if x.len() > 1 && (x.starts_with('t') || x.starts_with('T')) && x[1..2].chars().all(|c| c.is_ascii_digit()) => {
+            Some(x)
+                if (x.starts_with('t') || x.starts_with('T'))
+                    && x.chars().nth(1).is_some_and(|c| c.is_ascii_digit()) =>
+            {
                 mitre.push(x.to_ascii_uppercase())
             }
             _ => tags.push(t),
@@ -94,23 +111,39 @@ pub(crate) fn translate(doc: &Value) -> Result<Option<RuleDef>, String> {
         let timeframe = det
             .get("timeframe")
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("Sigma rule {title:?}: an aggregation needs detection.timeframe"))?
+            .ok_or_else(|| {
+                format!("Sigma rule {title:?}: an aggregation needs detection.timeframe")
+            })?
             .to_string();
-        let re = Regex::new(r"^\s*count\(\s*([\w.]*)\s*\)\s*(?:by\s+([\w.,\s]+?))?\s*(>=|>)\s*(\d+)\s*$")
-            .map_err(|e| e.to_string())?;
-        let caps = re
-            .captures(agg)
-            .ok_or_else(|| format!("Sigma rule {title:?}: aggregation {agg:?} is not supported (count() [by F] > N)"))?;
+        let re = Regex::new(
+            r"^\s*count\(\s*([\w.]*)\s*\)\s*(?:by\s+([\w.,\s]+?))?\s*(>=|>)\s*(\d+)\s*$",
+        )
+        .map_err(|e| e.to_string())?;
+        let caps = re.captures(agg).ok_or_else(|| {
+            format!(
+                "Sigma rule {title:?}: aggregation {agg:?} is not supported (count() [by F] > N)"
+            )
+        })?;
         let mut n: u64 = caps[4].parse().map_err(|_| "bad count")?;
         if &caps[3] == ">" {
             n += 1;
         }
         let by: Vec<String> = caps
             .get(2)
-            .map(|b| b.as_str().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|b| {
+                b.as_str()
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         if caps[1].is_empty() {
-            threshold = Some(ThresholdDef { count: n, window: timeframe, by });
+            threshold = Some(ThresholdDef {
+                count: n,
+                window: timeframe,
+                by,
+            });
         } else {
             distinct = Some(DistinctDef {
                 field: caps[1].to_string(),

@@ -18,7 +18,10 @@ pub struct Template(Vec<Part>);
 const MAX_VALUE: usize = 512;
 
 impl Template {
-    pub fn parse(s: &str, map_field: &dyn Fn(&str) -> Result<Field, String>) -> Result<Template, String> {
+    pub fn parse(
+        s: &str,
+        map_field: &dyn Fn(&str) -> Result<Field, String>,
+    ) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut rest = s;
@@ -32,14 +35,18 @@ impl Template {
                     rest = r;
                     continue;
                 }
-                return Err(format!("output: unmatched '}}' in {s:?} (write '}}}}' for a brace)"));
+                return Err(format!(
+                    "output: unmatched '}}' in {s:?} (write '}}}}' for a brace)"
+                ));
             }
             if let Some(r) = rest.strip_prefix('{') {
                 lit.push('{');
                 rest = r;
                 continue;
             }
-            let end = rest.find('}').ok_or_else(|| format!("output: unclosed '{{' in {s:?}"))?;
+            let end = rest
+                .find('}')
+                .ok_or_else(|| format!("output: unclosed '{{' in {s:?}"))?;
             let name = rest[..end].trim();
             let field = map_field(name).map_err(|e| format!("output: {e}"))?;
             if !lit.is_empty() {

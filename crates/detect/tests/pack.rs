@@ -17,15 +17,35 @@ fn every_builtin_rule_passes_its_tests() {
                 o.test,
                 o.expected,
                 o.got,
-                o.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                o.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
             )
         })
         .collect();
-    assert!(failed.is_empty(), "{} failing rule tests:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} failing rule tests:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
     for r in &set.rules {
-        assert!(r.tests.iter().any(|t| t.alerts > 0), "{}: no test that alerts", r.id);
-        assert!(r.tests.iter().any(|t| t.alerts == 0), "{}: no test that must not alert", r.id);
-        assert!(!r.mitre.is_empty() || r.tags.iter().any(|t| t == "policy"), "{}: no ATT&CK technique", r.id);
+        assert!(
+            r.tests.iter().any(|t| t.alerts > 0),
+            "{}: no test that alerts",
+            r.id
+        );
+        assert!(
+            r.tests.iter().any(|t| t.alerts == 0),
+            "{}: no test that must not alert",
+            r.id
+        );
+        assert!(
+            !r.mitre.is_empty() || r.tags.iter().any(|t| t == "policy"),
+            "{}: no ATT&CK technique",
+            r.id
+        );
         assert!(!r.description.is_empty(), "{}: no description", r.id);
     }
     eprintln!("{} rules, {} tests", set.rules.len(), outcomes.len());

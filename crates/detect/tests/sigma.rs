@@ -26,6 +26,7 @@ level: medium
 tags:
   - attack.execution
   - attack.t1609
+  - attack.tä
 ---
 title: Admission controller modification
 id: 1b4c8a53-0000-4000-8000-000000000002
@@ -85,7 +86,11 @@ detection:
 "#;
 
 fn run(events: &[&str]) -> Vec<String> {
-    let set = load(&[Source { name: "sigma.yml".into(), text: RULES.into() }]).unwrap();
+    let set = load(&[Source {
+        name: "sigma.yml".into(),
+        text: RULES.into(),
+    }])
+    .unwrap();
     assert_eq!(set.rules.len(), 4);
     assert_eq!(set.skipped.len(), 1, "{:?}", set.skipped);
     assert!(set.skipped[0].contains("not Kubernetes audit"));
@@ -106,15 +111,21 @@ fn run(events: &[&str]) -> Vec<String> {
 #[test]
 fn sigma_rules_run() {
     assert_eq!(
-        run(&[r#"{"auditID":"1","stage":"ResponseStarted","verb":"create","objectRef":{"resource":"pods","subresource":"exec","namespace":"a","name":"p"},"responseStatus":{"code":101}}"#]),
+        run(&[
+            r#"{"auditID":"1","stage":"ResponseStarted","verb":"create","objectRef":{"resource":"pods","subresource":"exec","namespace":"a","name":"p"},"responseStatus":{"code":101}}"#
+        ]),
         ["Remote command execution in a pod"]
     );
     assert_eq!(
-        run(&[r#"{"auditID":"2","stage":"ResponseComplete","verb":"create","objectRef":{"resource":"mutatingwebhookconfigurations","apiGroup":"admissionregistration.k8s.io","name":"x"},"responseStatus":{"code":201}}"#]),
+        run(&[
+            r#"{"auditID":"2","stage":"ResponseComplete","verb":"create","objectRef":{"resource":"mutatingwebhookconfigurations","apiGroup":"admissionregistration.k8s.io","name":"x"},"responseStatus":{"code":201}}"#
+        ]),
         ["Admission controller modification"]
     );
     assert_eq!(
-        run(&[r#"{"auditID":"3","stage":"ResponseComplete","verb":"create","objectRef":{"resource":"pods","namespace":"a"},"responseStatus":{"code":201},"requestObject":{"kind":"Pod","spec":{"volumes":[{"name":"h","hostPath":{"path":"/"}}],"containers":[{"name":"c","image":"x"}]}}}"#]),
+        run(&[
+            r#"{"auditID":"3","stage":"ResponseComplete","verb":"create","objectRef":{"resource":"pods","namespace":"a"},"responseStatus":{"code":201},"requestObject":{"kind":"Pod","spec":{"volumes":[{"name":"h","hostPath":{"path":"/"}}],"containers":[{"name":"c","image":"x"}]}}}"#
+        ]),
         ["Container with a hostPath mount"]
     );
     // No hostPath: nothing.
@@ -131,6 +142,13 @@ fn sigma_rules_run() {
 #[test]
 fn sigma_errors_name_the_rule() {
     let bad = "title: Broken\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {verb|frobnicate: x}\n  condition: sel\n";
-    let e = load(&[Source { name: "bad.yml".into(), text: bad.into() }]).unwrap_err();
-    assert!(e.contains("bad.yml") && e.contains("unknown modifier"), "{e}");
+    let e = load(&[Source {
+        name: "bad.yml".into(),
+        text: bad.into(),
+    }])
+    .unwrap_err();
+    assert!(
+        e.contains("bad.yml") && e.contains("unknown modifier"),
+        "{e}"
+    );
 }

@@ -114,7 +114,13 @@ pub fn read_file(
 ) -> Result<decode::Stats, String> {
     let name = path.display().to_string();
     let file = File::open(path).map_err(|e| format!("{name}: {e}"))?;
-    let mut r = BufReader::with_capacity(1 << 20, Counting { inner: file, n: disk });
+    let mut r = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: file,
+            n: disk,
+        },
+    );
     let gz = r
         .fill_buf()
         .map_err(|e| format!("{name}: {e}"))?
@@ -134,7 +140,8 @@ pub fn read_file(
         f => f,
     };
     if format == Format::K8s {
-        decode::decode_reader(io::Cursor::new(head).chain(reader), cb).map_err(|e| format!("{name}: {e}"))
+        decode::decode_reader(io::Cursor::new(head).chain(reader), cb)
+            .map_err(|e| format!("{name}: {e}"))
     } else {
         let mut all = head;
         reader

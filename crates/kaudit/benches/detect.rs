@@ -7,53 +7,24 @@
 //! Single-threaded; figures are per core.
 
 use std::hint::black_box;
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kaudit_detect::Engine;
-use kaudit_gen::{Config, Format, generate};
-use kaudit_model::{MicroTime, decode};
-use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
+use kaudit_model::decode;
 
-fn best_of<F: FnMut() -> u64>(rounds: usize, mut f: F) -> (Duration, u64) {
-    let mut best = Duration::MAX;
-    let mut out = 0;
-    for _ in 0..rounds {
-        let t = Instant::now();
-        out = black_box(f());
-        best = best.min(t.elapsed());
-    }
-    (best, out)
-}
+mod common;
+use common::{Corpus, best_of};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("detect: bench");
         return;
     }
-    let n: u64 = std::env::var("KAUDIT_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
-    let dir = std::env::temp_dir().join(format!("kaudit-bench-detect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("audit.log");
-    let loaded = load(profiles::profile("recipe").unwrap().text, &LoadOptions::default());
-    let cfg = Config {
-        events: n,
-        start: MicroTime::parse("2026-01-01T00:00:00Z").unwrap(),
-        span_micros: 24 * 3600 * 1_000_000,
-        seed: 1,
-        nodes: 12,
-        format: Format::Lines,
-        policy: Evaluator::new(&loaded.policy, K8sVersion::DEFAULT).unwrap(),
-    };
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    generate(&cfg, &mut f).unwrap();
-    f.flush().unwrap();
-    drop(f);
-    let data = std::fs::read(&path).unwrap();
-    let mb = data.len() as f64 / 1e6;
+    let corpus = Corpus::generate("detect");
+    let (n, path, data, mb) = (corpus.events, &corpus.path, &corpus.data, corpus.mb());
     println!("corpus: {n} events, {mb:.1} MB of audit.log (kaudit gen, seed 1, recipe profile)\n");
 
     let (t_dec, events) = best_of(3, || {
@@ -65,7 +36,10 @@ fn main() {
     });
     assert_eq!(events, n);
     let per = |t: Duration| n as f64 / t.as_secs_f64();
-    println!("decode only:                                {:>10.0} events/s", per(t_dec));
+    println!(
+        "decode only:                                {:>10.0} events/s",
+        per(t_dec)
+    );
 
     let mut all = kaudit_detect::builtin().unwrap();
     let default_on = all.rules.iter().filter(|r| r.enabled).count();
@@ -76,8 +50,14 @@ fn main() {
     let all = Arc::new(all);
     let default = Arc::new(kaudit_detect::builtin().unwrap());
     for (label, set) in [
-        (format!("decode + default pack ({default_on} rules)"), default),
-        (format!("decode + full pack ({total_rules} rules, all on)"), all),
+        (
+            format!("decode + default pack ({default_on} rules)"),
+            default,
+        ),
+        (
+            format!("decode + full pack ({total_rules} rules, all on)"),
+            all,
+        ),
     ] {
         let mut alerts_n = 0;
         let (t, _) = best_of(3, || {
@@ -123,5 +103,4 @@ fn main() {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -6,25 +6,14 @@
 //! (seed 1, recipe profile) into a temporary file. Single-threaded; figures are per core.
 
 use std::hint::black_box;
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use kaudit_gen::{Config, Format, generate};
-use kaudit_model::{Event, MicroTime, decode};
+use kaudit_model::{Event, decode};
 use kaudit_policy::{Attributes, Evaluator, K8sVersion, LoadOptions, load, profiles};
 
-fn best_of<F: FnMut() -> u64>(rounds: usize, mut f: F) -> (Duration, u64) {
-    let mut best = Duration::MAX;
-    let mut out = 0;
-    for _ in 0..rounds {
-        let t = Instant::now();
-        out = black_box(f());
-        best = best.min(t.elapsed());
-    }
-    (best, out)
-}
+mod common;
+use common::best_of;
 
 fn evaluator(name: &str) -> (Evaluator, usize) {
     let text = match name {
@@ -43,30 +32,9 @@ fn main() {
         println!("foundation: bench");
         return;
     }
-    let n: u64 = std::env::var("KAUDIT_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500_000);
-    let dir = std::env::temp_dir().join(format!("kaudit-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("audit.log");
-    let (gen_policy, _) = evaluator("recipe");
-    let cfg = Config {
-        events: n,
-        start: MicroTime::parse("2026-01-01T00:00:00Z").unwrap(),
-        span_micros: 24 * 3600 * 1_000_000,
-        seed: 1,
-        nodes: 12,
-        format: Format::Lines,
-        policy: gen_policy,
-    };
-    let t = Instant::now();
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    generate(&cfg, &mut f).unwrap();
-    f.flush().unwrap();
-    drop(f);
-    let gen_secs = t.elapsed().as_secs_f64();
-    let data = std::fs::read(&path).unwrap();
+    let corpus = common::Corpus::generate("foundation");
+    let (n, path, gen_secs) = (corpus.events, corpus.path.clone(), corpus.gen_secs);
+    let data = &corpus.data;
     let mb = data.len() as f64 / 1e6;
     println!(
         "corpus: {n} events, {mb:.1} MB of audit.log (kaudit gen, seed 1, recipe profile), generated in {gen_secs:.2}s ({:.0} events/s)",
@@ -176,5 +144,4 @@ fn main() {
             n as f64 / t_cold.as_secs_f64() / 1e6,
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

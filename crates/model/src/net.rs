@@ -48,7 +48,9 @@ impl Cidr {
 
     /// Whether the text `ip` is an address inside the network (false when it is no address).
     pub fn contains_str(&self, ip: &str) -> bool {
-        ip.trim().parse::<IpAddr>().is_ok_and(|ip| self.contains(ip))
+        ip.trim()
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| self.contains(ip))
     }
 }
 

@@ -32,7 +32,8 @@ pub struct RulesArg {
 
 impl RulesArg {
     pub fn load(&self) -> Result<RuleSet> {
-        let mut set = kaudit_detect::load_paths(&self.rules, !self.no_builtin).map_err(|e| anyhow!(e))?;
+        let mut set =
+            kaudit_detect::load_paths(&self.rules, !self.no_builtin).map_err(|e| anyhow!(e))?;
         for id in &self.enable {
             let mut hit = false;
             for r in set.rules.iter_mut().filter(|r| id == "all" || &r.id == id) {
@@ -78,6 +79,69 @@ pub struct DetectArgs {
     files: Vec<PathBuf>,
 }
 
+/// Prints alerts as they come (ndjson), or gathers them (a table, a JSON array).
+struct Emitter<W: Write> {
+    out: W,
+    format: AlertFormat,
+    min: Option<Severity>,
+    cluster: String,
+    table: Table,
+    json: Vec<kaudit_detect::Alert>,
+    printed: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Emitter<W> {
+    fn emit(&mut self, mut al: kaudit_detect::Alert) {
+        if self.min.is_some_and(|m| al.severity < m) || self.error.is_some() {
+            return;
+        }
+        al.cluster.clone_from(&self.cluster);
+        self.printed += 1;
+        match self.format {
+            AlertFormat::Table => self.table.row(vec![
+                al.time,
+                al.severity.to_string(),
+                al.rule,
+                al.user,
+                al.verb,
+                al.resource,
+                if al.namespace.is_empty() {
+                    al.name
+                } else {
+                    format!("{}/{}", al.namespace, al.name)
+                },
+                al.message,
+            ]),
+            AlertFormat::Json => self.json.push(al),
+            AlertFormat::Ndjson => {
+                let r = serde_json::to_writer(&mut self.out, &al)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| self.out.write_all(b"\n"));
+                if let Err(e) = r {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        if let Some(e) = self.error {
+            return Err(e.into());
+        }
+        match self.format {
+            AlertFormat::Table if self.printed > 0 => self.table.write(&mut self.out)?,
+            AlertFormat::Json => {
+                serde_json::to_writer_pretty(&mut self.out, &self.json)?;
+                self.out.write_all(b"\n")?;
+            }
+            _ => {}
+        }
+        self.out.flush()?;
+        Ok(self.printed)
+    }
+}
+
 pub fn detect(a: DetectArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let set = Arc::new(a.rules.load()?);
@@ -88,66 +152,62 @@ pub fn detect(a: DetectArgs) -> Result<ExitCode> {
     let mut bodies = 0u64;
     let mut bytes = 0u64;
     let files = kaudit_ingest::rotation::order(&a.files);
-    let out = std::io::stdout();
-    let mut out = out.lock();
-    let mut table = (a.output == AlertFormat::Table).then(|| {
-        Table::new(&["TIME", "SEVERITY", "RULE", "USER", "VERB", "RESOURCE", "NAMESPACE/NAME", "MESSAGE"])
-    });
-    let mut printed = 0u64;
+    let mut em = Emitter {
+        out: std::io::stdout().lock(),
+        format: a.output,
+        min: a.min_severity,
+        cluster: a.cluster.clone(),
+        table: Table::new(&[
+            "TIME",
+            "SEVERITY",
+            "RULE",
+            "USER",
+            "VERB",
+            "RESOURCE",
+            "NAMESPACE/NAME",
+            "MESSAGE",
+        ]),
+        json: Vec::new(),
+        printed: 0,
+        error: None,
+    };
     for f in &files {
         let name = f.display().to_string();
         let mut reported = 0;
-        let mut cb = |item: Result<kaudit_model::decode::Record<'_>, kaudit_model::decode::DecodeError>| {
-            match item {
-                Ok(rec) => {
-                    if rec.event.request_object.is_some() {
-                        bodies += 1;
+        let mut cb =
+            |item: Result<kaudit_model::decode::Record<'_>, kaudit_model::decode::DecodeError>| {
+                match item {
+                    Ok(rec) => {
+                        if rec.event.request_object.is_some() {
+                            bodies += 1;
+                        }
+                        engine.process(&rec.event, rec.raw, &mut alerts);
+                        for al in alerts.drain(..) {
+                            em.emit(al);
+                        }
+                        if em.error.is_some() {
+                            return ControlFlow::Break(());
+                        }
                     }
-                    engine.process(&rec.event, rec.raw, &mut alerts);
-                }
-                Err(e) => {
-                    *skipped.entry(e.kind).or_default() += 1;
-                    if reported < 20 {
-                        eprintln!("{}", e.render(&name));
+                    Err(e) => {
+                        *skipped.entry(e.kind).or_default() += 1;
+                        if reported < 20 {
+                            eprintln!("{}", e.render(&name));
+                        }
+                        reported += 1;
                     }
-                    reported += 1;
                 }
-            }
-            ControlFlow::Continue(())
-        };
+                ControlFlow::Continue(())
+            };
         let disk = std::rc::Rc::new(std::cell::Cell::new(0));
-        let stats = kaudit_ingest::import::read_file(f, a.format, disk.clone(), &mut cb).map_err(|e| anyhow!(e))?;
+        let stats =
+            kaudit_ingest::import::read_file(f, a.format, disk, &mut cb).map_err(|e| anyhow!(e))?;
         bytes += stats.bytes;
-        for mut al in alerts.drain(..) {
-            if a.min_severity.is_some_and(|m| al.severity < m) {
-                continue;
-            }
-            al.cluster.clone_from(&a.cluster);
-            printed += 1;
-            match (&mut table, a.output) {
-                (Some(t), _) => t.row(vec![
-                    al.time.clone(),
-                    al.severity.to_string(),
-                    al.rule.clone(),
-                    al.user.clone(),
-                    al.verb.clone(),
-                    al.resource.clone(),
-                    if al.namespace.is_empty() { al.name.clone() } else { format!("{}/{}", al.namespace, al.name) },
-                    al.message.clone(),
-                ]),
-                (None, _) => {
-                    serde_json::to_writer(&mut out, &al)?;
-                    out.write_all(b"\n")?;
-                }
-            }
+        if em.error.is_some() {
+            break;
         }
     }
-    if let Some(t) = table {
-        if printed > 0 {
-            t.write(&mut out)?;
-        }
-    }
-    out.flush()?;
+    let printed = em.finish()?;
     let st = engine.stats;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
@@ -160,7 +220,11 @@ pub fn detect(a: DetectArgs) -> Result<ExitCode> {
         } else {
             format!(
                 "; skipped {}",
-                skipped.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect::<Vec<_>>().join(", ")
+                skipped
+                    .iter()
+                    .map(|(k, n)| format!("{n} {}", k.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     );
@@ -230,7 +294,11 @@ pub fn rules(c: RulesCommand) -> Result<ExitCode> {
                 }
                 t.write(&mut out)?;
                 let on = set.rules.iter().filter(|r| r.enabled).count();
-                eprintln!("{} rules ({on} on) from {} files", set.rules.len(), set.sources.len());
+                eprintln!(
+                    "{} rules ({on} on) from {} files",
+                    set.rules.len(),
+                    set.sources.len()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -250,14 +318,19 @@ pub fn rules(c: RulesCommand) -> Result<ExitCode> {
                         o.test,
                         o.expected,
                         o.got,
-                        o.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+                        o.error
+                            .as_deref()
+                            .map(|e| format!(" — {e}"))
+                            .unwrap_or_default()
                     );
                 }
             }
             let untested: Vec<&str> = set
                 .rules
                 .iter()
-                .filter(|r| !r.tests.iter().any(|t| t.alerts > 0) || !r.tests.iter().any(|t| t.alerts == 0))
+                .filter(|r| {
+                    !r.tests.iter().any(|t| t.alerts > 0) || !r.tests.iter().any(|t| t.alerts == 0)
+                })
                 .map(|r| r.id.as_str())
                 .collect();
             println!(
@@ -273,7 +346,11 @@ pub fn rules(c: RulesCommand) -> Result<ExitCode> {
                     untested.join(", ")
                 );
             }
-            Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
