@@ -8,25 +8,25 @@ use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 use kaudit_model::{Event, Stage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fields::{Ctx, Field};
 use crate::rule::{Rule, RuleSet, Severity, Window};
 
 /// One alert.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Alert {
     pub rule: String,
     pub title: String,
     pub severity: Severity,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mitre: Vec<String>,
     /// The event's time (`stageTimestamp`, else when the request was received), RFC 3339.
     pub time: String,
     #[serde(skip)]
     pub micros: i64,
     pub message: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cluster: String,
     #[serde(rename = "auditID")]
     pub audit_id: String,
@@ -39,13 +39,13 @@ pub struct Alert {
     pub name: String,
     #[serde(rename = "sourceIP")]
     pub source_ip: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i32>,
     /// For windowed rules: the group (`by` values) and how many events (or distinct values)
     /// reached the threshold.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
 }
 
@@ -73,6 +73,50 @@ enum State {
         seen: HashMap<String, HashSet<u64>>,
         full: bool,
     },
+}
+
+/// The state of an [`Engine`] (open requests, windows, what first-seen rules learned), to be
+/// saved and restored so that a restarted engine goes on as if it had not stopped. Rules
+/// are matched by id; a rule whose window changed what it groups or counts starts afresh.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    latest: i64,
+    /// (rule id, auditID hash, time).
+    open: Vec<(String, u64, i64)>,
+    rules: Vec<RuleSnapshot>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RuleSnapshot {
+    id: String,
+    /// What the window groups and counts (its definition, less the thresholds).
+    shape: String,
+    #[serde(flatten)]
+    state: StateSnapshot,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum StateSnapshot {
+    Threshold {
+        groups: Vec<(String, Vec<i64>)>,
+    },
+    Distinct {
+        groups: Vec<(String, Vec<(String, i64)>)>,
+    },
+    FirstSeen {
+        start: Option<i64>,
+        seen: Vec<(String, Vec<u64>)>,
+        full: bool,
+    },
+}
+
+fn shape(w: &Window) -> String {
+    match w {
+        Window::Threshold { by, .. } => format!("threshold {by:?}"),
+        Window::Distinct { field, by, .. } => format!("distinct {field:?} {by:?}"),
+        Window::FirstSeen { field, by, .. } => format!("first_seen {field:?} {by:?}"),
+    }
 }
 
 /// Runs a rule set over events.
@@ -114,6 +158,104 @@ impl Engine {
 
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
+    }
+
+    /// The state to save.
+    pub fn snapshot(&self) -> Snapshot {
+        let rules = &self.rules.rules;
+        let mut out = Snapshot {
+            latest: self.latest,
+            open: self
+                .open
+                .iter()
+                .map(|((i, h), t)| (rules[*i as usize].id.clone(), *h, *t))
+                .collect(),
+            rules: Vec::new(),
+        };
+        for (rule, st) in rules.iter().zip(&self.state) {
+            let Some(w) = &rule.window else { continue };
+            let state = match st {
+                State::None => continue,
+                State::Threshold(g) => StateSnapshot::Threshold {
+                    groups: g
+                        .iter()
+                        .filter(|(_, q)| !q.is_empty())
+                        .map(|(k, q)| (k.clone(), q.iter().copied().collect()))
+                        .collect(),
+                },
+                State::Distinct(g) => StateSnapshot::Distinct {
+                    groups: g
+                        .iter()
+                        .filter(|(_, m)| !m.is_empty())
+                        .map(|(k, m)| (k.clone(), m.iter().map(|(v, t)| (v.clone(), *t)).collect()))
+                        .collect(),
+                },
+                State::FirstSeen { start, seen, full } => StateSnapshot::FirstSeen {
+                    start: *start,
+                    seen: seen
+                        .iter()
+                        .map(|(k, s)| (k.clone(), s.iter().copied().collect()))
+                        .collect(),
+                    full: *full,
+                },
+            };
+            out.rules.push(RuleSnapshot {
+                id: rule.id.clone(),
+                shape: shape(w),
+                state,
+            });
+        }
+        out
+    }
+
+    /// Takes over a saved state (of this rule set or an earlier version of it).
+    pub fn restore(&mut self, s: Snapshot) {
+        let index: HashMap<&str, usize> = self
+            .rules
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        self.latest = self.latest.max(s.latest);
+        for (id, h, t) in s.open {
+            if let Some(i) = index.get(id.as_str()) {
+                self.open.insert((*i as u32, h), t);
+            }
+        }
+        for r in s.rules {
+            let Some(&i) = index.get(r.id.as_str()) else {
+                continue;
+            };
+            if self.rules.rules[i].window.as_ref().map(shape).as_deref() != Some(&r.shape) {
+                continue;
+            }
+            match (r.state, &mut self.state[i]) {
+                (StateSnapshot::Threshold { groups }, State::Threshold(g)) => {
+                    g.extend(groups.into_iter().map(|(k, v)| (k, v.into())));
+                }
+                (StateSnapshot::Distinct { groups }, State::Distinct(g)) => {
+                    g.extend(
+                        groups
+                            .into_iter()
+                            .map(|(k, v)| (k, v.into_iter().collect())),
+                    );
+                }
+                (
+                    StateSnapshot::FirstSeen { start, seen, full },
+                    State::FirstSeen {
+                        start: s0,
+                        seen: s1,
+                        full: f,
+                    },
+                ) => {
+                    *s0 = start;
+                    s1.extend(seen.into_iter().map(|(k, v)| (k, v.into_iter().collect())));
+                    *f = full;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Evaluates every enabled rule on one event, appending alerts to `out`.

@@ -38,6 +38,7 @@ pub mod cloud;
 pub mod decode;
 pub mod encode;
 pub mod net;
+pub mod units;
 
 pub use event::{
     Annotations, Event, Extra, Level, ObjectReference, ResponseStatus, Stage, StageSet, UserInfo,

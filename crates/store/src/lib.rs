@@ -14,6 +14,7 @@
 //! The format is documented in `docs/store-format.md`.
 
 pub mod dedup;
+pub mod follow;
 pub mod manifest;
 pub mod merkle;
 pub mod note;

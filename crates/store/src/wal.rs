@@ -61,7 +61,7 @@ pub const FIRST: u8 = 1;
 pub struct Damage {
     /// Byte offset of the first bad frame.
     pub offset: u64,
-    /// Index of the record that frame would hold (0-based within the file).
+    /// Index of the record that frame would hold (0-based from where the scan started).
     pub record: u64,
     /// What is wrong.
     pub what: String,
@@ -81,6 +81,21 @@ pub struct Scan {
 /// Reads a WAL file, calling `f` with each valid record (flags, payload); stops at the first
 /// bad frame. Streams: memory holds one record at a time, whatever the file's size.
 pub fn scan(path: &Path, mut f: impl FnMut(u8, &[u8])) -> io::Result<Scan> {
+    scan_from(path, HEADER, |flags, payload| {
+        f(flags, payload);
+        true
+    })
+}
+
+/// [`scan`] starting at byte `offset` (a frame boundary an earlier scan returned as
+/// `valid_len`, or [`HEADER`]), stopping after the frame for which `f` returns false:
+/// `valid_len` is then where the next frame starts. Followers use it to go on where they
+/// stopped instead of reading the file again.
+pub fn scan_from(
+    path: &Path,
+    offset: u64,
+    mut f: impl FnMut(u8, &[u8]) -> bool,
+) -> io::Result<Scan> {
     let file = File::open(path)?;
     let size = file.metadata()?.len();
     let mut r = io::BufReader::with_capacity(1 << 20, file);
@@ -92,7 +107,10 @@ pub fn scan(path: &Path, mut f: impl FnMut(u8, &[u8])) -> io::Result<Scan> {
         ));
     }
     let first = u64::from_le_bytes(header[11..19].try_into().unwrap());
-    let mut pos = HEADER;
+    let mut pos = offset.max(HEADER);
+    if pos > HEADER {
+        r.seek(SeekFrom::Start(pos))?;
+    }
     let mut n = 0u64;
     let mut damage = None;
     let mut payload = Vec::new();
@@ -129,9 +147,12 @@ pub fn scan(path: &Path, mut f: impl FnMut(u8, &[u8])) -> io::Result<Scan> {
             damage = Some(bad("checksum mismatch".into()));
             break;
         }
-        f(flags, &payload);
+        let more = f(flags, &payload);
         n += 1;
         pos += (FRAME + len) as u64;
+        if !more {
+            break;
+        }
     }
     Ok(Scan {
         first,
