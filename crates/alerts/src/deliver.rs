@@ -1,6 +1,6 @@
 //! Delivery: one thread per sink, each following the alert log from its own cursor
 //! (`<data>/alerts/sinks/<name>.json`, saved with the sink's throttling state after every
-//! delivered batch). A failed delivery is retried with exponential backoff (1 s doubling to
+//! delivered batch). A failed delivery is retried with exponential backoff (`retry_min`, 1 s, doubling to `retry_max`,
 //! 5 min, with jitter; a receiver's Retry-After is honoured) until it succeeds: the alerts
 //! wait in the log, so an unreachable sink falls behind without slowing anything else and
 //! without losing an alert. Delivery is at least once: after a crash, a batch that was sent
@@ -23,8 +23,6 @@ pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Items per delivery attempt.
 const BATCH: usize = 100;
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Counters of one sink, for `/metrics` and `kaudit alerts --sinks`.
 #[derive(Debug, Default)]
@@ -141,10 +139,16 @@ impl Delivery {
             let state = match std::fs::read(&path) {
                 Ok(b) => serde_json::from_slice::<State>(&b)
                     .map_err(|e| at(format!("{}: {e}", path.display())))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
-                    next: log_next,
-                    throttle: Throttle::default(),
-                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Recorded at once, so that alerts it fails to deliver before its first
+                    // success are still its own after a restart.
+                    let s = State {
+                        next: log_next,
+                        throttle: Throttle::default(),
+                    };
+                    save_state(&path, &s).map_err(at)?;
+                    s
+                }
                 Err(e) => return Err(at(format!("{}: {e}", path.display()))),
             };
             throttle.restore(state.throttle);
@@ -159,8 +163,13 @@ impl Delivery {
         let mut all_stats = Vec::new();
         for (cfg, sink, throttle, next, path, stats) in prepared {
             all_stats.push(stats.clone());
+            let retry = (
+                kaudit_model::units::duration(&cfg.retry_min)?,
+                kaudit_model::units::duration(&cfg.retry_max)?,
+            );
             let w = Worker {
                 cfg,
+                retry,
                 sink,
                 throttle,
                 reader: LogReader::new(alerts, next),
@@ -197,6 +206,7 @@ impl Delivery {
 
 struct Worker {
     cfg: SinkConfig,
+    retry: (Duration, Duration),
     sink: Box<dyn sink::Sink>,
     throttle: Throttle,
     reader: LogReader,
@@ -277,7 +287,7 @@ impl Worker {
                     Ok(read) => dirty |= read,
                     Err(e) => {
                         (self.log)(&format!("sink {}: reading alerts: {e}", self.cfg.name));
-                        self.sleep(BACKOFF_MAX / 10);
+                        self.sleep(Duration::from_secs(10));
                         continue;
                     }
                 }
@@ -314,7 +324,7 @@ impl Worker {
                     self.count(&items[..done]);
                     pending.drain(..done);
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    let wait = backoff(failures, e.retry_after);
+                    let wait = backoff(self.retry, failures, e.retry_after);
                     if failures == 0 || failures.is_power_of_two() {
                         (self.log)(&format!(
                             "sink {}: delivery failed ({}); retrying in {:.1}s, {} alert(s) waiting",
@@ -345,11 +355,13 @@ impl Worker {
     }
 }
 
-/// 1 s doubling to 5 min, ±20% jitter; at least what the receiver asked for (up to 1 h).
-fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
-    let base = BACKOFF_MIN
-        .saturating_mul(1u32 << failures.min(16))
-        .min(BACKOFF_MAX);
+/// `min` doubling to `max`, ±20% jitter; at least what the receiver asked for (up to 1 h).
+fn backoff(
+    (min, max): (Duration, Duration),
+    failures: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let base = min.saturating_mul(1u32 << failures.min(16)).min(max);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -107,6 +107,7 @@ pub struct AlertLog {
     keys: HashSet<u64>,
     order: VecDeque<u64>,
     buf: Vec<u8>,
+    max_file: u64,
     pub recovered: Recovered,
 }
 
@@ -136,6 +137,7 @@ impl AlertLog {
             keys: HashSet::new(),
             order: VecDeque::new(),
             buf: Vec::new(),
+            max_file: MAX_FILE,
             recovered: Recovered::default(),
         };
         let Some((first, path)) = files.last().cloned() else {
@@ -227,6 +229,11 @@ impl AlertLog {
         }
     }
 
+    /// Starts a new file once the current one reaches `bytes` (default [`MAX_FILE`]).
+    pub fn set_max_file(&mut self, bytes: u64) {
+        self.max_file = bytes.max(1);
+    }
+
     /// The sequence number the next alert gets (= alerts stored so far).
     pub fn next_seq(&self) -> u64 {
         self.next
@@ -257,7 +264,7 @@ impl AlertLog {
         if out.is_empty() {
             return Ok(out);
         }
-        if self.file_len >= MAX_FILE {
+        if self.file_len >= self.max_file {
             self.file = self.create(self.next)?;
             self.file_len = 0;
             self.first = self.next;

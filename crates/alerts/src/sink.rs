@@ -58,6 +58,19 @@ pub struct SinkConfig {
     /// This sink's throttling (default: `detect.throttle`).
     #[serde(default)]
     pub throttle: Option<ThrottleConfig>,
+    /// The first wait after a failed delivery; it doubles on each failure up to `retry_max`.
+    #[serde(default = "default_retry_min")]
+    pub retry_min: String,
+    #[serde(default = "default_retry_max")]
+    pub retry_max: String,
+}
+
+fn default_retry_min() -> String {
+    "1s".into()
+}
+
+fn default_retry_max() -> String {
+    "5m".into()
 }
 
 fn default_timeout() -> String {
@@ -135,6 +148,16 @@ impl SinkConfig {
             unused(!self.headers.is_empty(), "headers")?;
         }
         kaudit_model::units::duration(&self.timeout).map_err(|e| format!("timeout: {e}"))?;
+        let min = kaudit_model::units::duration(&self.retry_min)
+            .map_err(|e| format!("retry_min: {e}"))?;
+        let max = kaudit_model::units::duration(&self.retry_max)
+            .map_err(|e| format!("retry_max: {e}"))?;
+        if min.is_zero() || min > max {
+            return Err(format!(
+                "retry_min: {} must be above zero and at most retry_max ({})",
+                self.retry_min, self.retry_max
+            ));
+        }
         if let Some(t) = &self.throttle {
             t.check().map_err(|e| format!("throttle.{e}"))?;
         }
@@ -564,7 +587,7 @@ impl Syslog {
 
 /// An RFC 5424 message: the text for people, structured data for machines, and the JSON
 /// after it (`<PRI>1 TIMESTAMP HOST kaudit - ALERT [kaudit@32473 ...] MSG`).
-pub fn syslog_message(item: &Item, facility: u8, hostname: &str) -> String {
+pub fn syslog_message(item: &Item, facility: u8, hostname: &str, now: i64) -> String {
     let sev = match item.severity() {
         Severity::Critical => 2,
         Severity::High => 3,
@@ -573,12 +596,7 @@ pub fn syslog_message(item: &Item, facility: u8, hostname: &str) -> String {
         Severity::Info => 6,
     };
     let pri = facility as u32 * 8 + sev;
-    let now = kaudit_model::MicroTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0),
-    );
+    let now = kaudit_model::MicroTime(now);
     let esc = |s: &str| {
         s.replace('\\', "\\\\")
             .replace('"', "\\\"")
@@ -622,7 +640,11 @@ pub fn syslog_message(item: &Item, facility: u8, hostname: &str) -> String {
 impl Sink for Syslog {
     fn send(&mut self, items: &[Item]) -> Result<(), SendError> {
         for (i, item) in items.iter().enumerate() {
-            let m = syslog_message(item, self.facility, &self.hostname);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            let m = syslog_message(item, self.facility, &self.hostname, now);
             self.write(m.as_bytes()).map_err(|message| SendError {
                 delivered: i,
                 message,
