@@ -11,6 +11,7 @@
 
 pub mod deliver;
 pub mod log;
+pub mod query;
 pub mod sink;
 pub mod throttle;
 

@@ -309,6 +309,23 @@ pub struct RuleSet {
     pub skipped: Vec<String>,
 }
 
+impl RuleSet {
+    /// Turns on rules that are off by default, by id (`all`: every rule).
+    pub fn enable(&mut self, ids: &[String]) -> Result<(), String> {
+        for id in ids {
+            let mut hit = false;
+            for r in self.rules.iter_mut().filter(|r| id == "all" || &r.id == id) {
+                r.enabled = true;
+                hit = true;
+            }
+            if !hit {
+                return Err(format!("{id}: no such rule (kaudit rules list shows them)"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A rule file's text and name.
 pub struct Source {
     pub name: String,

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use kaudit_alerts::{SinkConfig, ThrottleConfig};
+use kaudit_detect::Severity;
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -23,6 +25,8 @@ pub struct Config {
     pub tail: Vec<Tail>,
     pub retention: Retention,
     pub store: StoreTuning,
+    /// Live detection: rules run on every stored event, alerts stored and delivered.
+    pub detect: Detect,
 }
 
 impl Default for Config {
@@ -37,6 +41,7 @@ impl Default for Config {
             tail: Vec::new(),
             retention: Retention::default(),
             store: StoreTuning::default(),
+            detect: Detect::default(),
         }
     }
 }
@@ -182,6 +187,46 @@ impl Default for StoreTuning {
     }
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Detect {
+    /// Run the rules on every stored event.
+    pub enabled: bool,
+    /// Load the built-in rule pack.
+    pub builtin: bool,
+    /// Rule files or directories loaded after the built-in pack (kaudit rules or Sigma).
+    pub rules: Vec<PathBuf>,
+    /// Rules that are off by default to turn on (ids; `all`).
+    pub enable: Vec<String>,
+    /// Alerts below this severity are not stored.
+    pub min_severity: Severity,
+    /// The first time detection runs on a data directory: also evaluate the events already
+    /// stored (otherwise it starts with the events stored from then on).
+    pub from_start: bool,
+    /// Save the detector's position and rule state at least this often.
+    pub save_every: String,
+    /// Default throttling of notifications (per sink: `sinks[].throttle`).
+    pub throttle: ThrottleConfig,
+    /// Where alerts are delivered.
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl Default for Detect {
+    fn default() -> Self {
+        Detect {
+            enabled: true,
+            builtin: true,
+            rules: Vec::new(),
+            enable: Vec::new(),
+            min_severity: Severity::Info,
+            from_start: false,
+            save_every: "10s".into(),
+            throttle: ThrottleConfig::default(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
@@ -252,6 +297,22 @@ impl Config {
         duration(&self.store.seal_every).map_err(|e| format!("store.seal_every: {e}"))?;
         duration(&self.store.checkpoint_every)
             .map_err(|e| format!("store.checkpoint_every: {e}"))?;
+        duration(&self.detect.save_every).map_err(|e| format!("detect.save_every: {e}"))?;
+        self.detect
+            .throttle
+            .check()
+            .map_err(|e| format!("detect.throttle.{e}"))?;
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.detect.sinks.iter().enumerate() {
+            s.check()
+                .map_err(|e| format!("detect.sinks[{i}] ({}).{e}", s.name))?;
+            if !names.insert(&s.name) {
+                return Err(format!(
+                    "detect.sinks[{i}] ({}): another sink has this name",
+                    s.name
+                ));
+            }
+        }
         for (i, t) in self.api.tokens.iter().enumerate() {
             if t.trim().len() < 8 {
                 return Err(format!("api.tokens[{i}]: at least 8 characters"));

@@ -59,6 +59,7 @@ pub fn router(state: Arc<AppState>, webhook_path: &str) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/query", get(query))
         .route("/api/v1/ask/{question}", get(ask_question))
+        .route("/api/v1/alerts", get(alerts))
         .with_state(state)
 }
 
@@ -499,5 +500,83 @@ async fn ask_question(
         Ok(Ok(v)) => json(StatusCode::OK, &v),
         Ok(Err(e)) => bad_request(e),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "question failed"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertParams {
+    #[serde(default)]
+    rule: Option<String>,
+    #[serde(default)]
+    min_severity: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    after_seq: Option<u64>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+/// `GET /api/v1/alerts`: stored alerts, oldest first (the newest `limit`, default 100).
+async fn alerts(
+    State(s): State<Arc<AppState>>,
+    p: Result<Query<AlertParams>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Response {
+    if let Some(r) = refuse_reader(&s, req.extensions().get::<Conn>(), req.headers()) {
+        return r;
+    }
+    let Query(p) = match p {
+        Ok(p) => p,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let now = now_micros();
+    let mut q = kaudit_alerts::query::AlertQuery {
+        rule: p.rule,
+        user: p.user,
+        cluster: p.cluster,
+        namespace: p.namespace,
+        after_seq: p.after_seq,
+        limit: (p.limit > 0).then_some(p.limit),
+        ..Default::default()
+    };
+    if let Some(m) = &p.min_severity {
+        match kaudit_detect::Severity::parse(m) {
+            Ok(m) => q.min_severity = Some(m),
+            Err(e) => return bad_request(format!("min_severity: {e}")),
+        }
+    }
+    for (name, v, slot) in [
+        ("since", &p.since, &mut q.since),
+        ("until", &p.until, &mut q.until),
+    ] {
+        if let Some(v) = v {
+            match kaudit_alerts::query::parse_time(v, now) {
+                Ok(t) => *slot = Some(t),
+                Err(e) => return bad_request(format!("{name}: {e}")),
+            }
+        }
+    }
+    let dir = s.data.join("alerts");
+    let r = tokio::task::spawn_blocking(move || kaudit_alerts::query::run(&dir, &q)).await;
+    match r {
+        Ok(Ok((list, total))) => json(
+            StatusCode::OK,
+            &serde_json::json!({"total": total, "alerts": list}),
+        ),
+        Ok(Err(e)) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({"error": e}),
+        ),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "alerts query failed"),
     }
 }

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod config;
+pub mod detector;
 pub mod http;
 pub mod metrics;
 pub mod tls;
@@ -125,6 +126,15 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         tls::ensure_generated(&cfg.data, &cfg.tls.hosts)?;
     }
     let (tokens, cns) = credentials(&cfg)?;
+    // Rules and sinks are checked before anything listens.
+    let rules = if cfg.detect.enabled {
+        Some(detector::rules(&cfg.detect)?)
+    } else {
+        None
+    };
+    for s in &cfg.detect.sinks {
+        kaudit_alerts::sink::build(s).map_err(|e| format!("detect.sinks ({}): {e}", s.name))?;
+    }
     let listener = TcpListener::bind(&cfg.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
@@ -232,6 +242,7 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
     let data = cfg.data.clone();
     let st = state.clone();
     let tails = cfg.tail.clone();
+    let detect_cfg = cfg.detect.clone();
     let done = tokio::spawn(async move {
         let l = log.clone();
         let opened = tokio::task::spawn_blocking(move || Store::open(&data, store_opts))
@@ -261,6 +272,24 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         let size = store.size();
         let (writer, writer_thread) = Writer::start(store, hk, metrics.clone(), l.clone());
         let _ = st.writer.set(writer.clone());
+        let detector = match rules {
+            Some(rules) => match detector::Detector::start(
+                &st.data,
+                &detect_cfg,
+                rules,
+                writer.committed.clone(),
+                metrics.clone(),
+                l.clone(),
+            ) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    // Ingestion goes on; events wait on disk for detection to start again.
+                    l(&format!("detect: not started: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
         // Tailers, each on its own thread.
         let stop_tails = Arc::new(AtomicBool::new(false));
         let mut tail_threads = Vec::new();
@@ -326,9 +355,14 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
                 let _ = t.join();
             }
             writer.stop();
-            writer_thread
+            let r = writer_thread
                 .join()
-                .map_err(|_| "the writer thread panicked".to_string())?
+                .map_err(|_| "the writer thread panicked".to_string())?;
+            // After the writer: the detector evaluates everything stored before it stops.
+            if let Some(d) = detector {
+                d.stop();
+            }
+            r
         })
         .await
         .map_err(|e| e.to_string())?

@@ -25,6 +25,17 @@ pub struct PathLabel {
     pub path: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabel {
+    pub rule: String,
+    pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
 type GaugeU = Gauge<u64, AtomicU64>;
 
 /// Every metric the server exports.
@@ -46,6 +57,17 @@ pub struct Metrics {
     pub tail_lines: Family<PathLabel, Counter>,
     pub tail_malformed: Family<PathLabel, Counter>,
     pub ready: GaugeU,
+    pub detect_rules: GaugeU,
+    pub detect_events: Counter,
+    pub detect_lag: GaugeU,
+    pub alerts: Family<AlertLabel, Counter>,
+    pub alerts_deduplicated: Counter,
+    pub sink_delivered: Family<SinkLabel, Counter>,
+    pub sink_summaries: Family<SinkLabel, Counter>,
+    pub sink_suppressed: Family<SinkLabel, Counter>,
+    pub sink_filtered: Family<SinkLabel, Counter>,
+    pub sink_failures: Family<SinkLabel, Counter>,
+    pub sink_backlog: Family<SinkLabel, GaugeU>,
 }
 
 impl Default for Metrics {
@@ -74,6 +96,17 @@ impl Metrics {
             tail_lines: Family::default(),
             tail_malformed: Family::default(),
             ready: GaugeU::default(),
+            detect_rules: GaugeU::default(),
+            detect_events: Counter::default(),
+            detect_lag: GaugeU::default(),
+            alerts: Family::default(),
+            alerts_deduplicated: Counter::default(),
+            sink_delivered: Family::default(),
+            sink_summaries: Family::default(),
+            sink_suppressed: Family::default(),
+            sink_filtered: Family::default(),
+            sink_failures: Family::default(),
+            sink_backlog: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -147,6 +180,61 @@ impl Metrics {
             "ready",
             "1 when the store is open and events are accepted",
             m.ready.clone(),
+        );
+        r.register(
+            "detect_rules",
+            "Detection rules running on stored events",
+            m.detect_rules.clone(),
+        );
+        r.register(
+            "detect_events",
+            "Stored events evaluated by the detection rules",
+            m.detect_events.clone(),
+        );
+        r.register(
+            "detect_lag_events",
+            "Stored events waiting to be evaluated",
+            m.detect_lag.clone(),
+        );
+        r.register(
+            "alerts",
+            "Alerts stored, per rule and severity",
+            m.alerts.clone(),
+        );
+        r.register(
+            "alerts_deduplicated",
+            "Alerts raised again (after a restart) and not stored twice",
+            m.alerts_deduplicated.clone(),
+        );
+        r.register(
+            "alert_deliveries",
+            "Alerts delivered, per sink",
+            m.sink_delivered.clone(),
+        );
+        r.register(
+            "alert_summaries",
+            "Summaries of throttled alerts delivered, per sink",
+            m.sink_summaries.clone(),
+        );
+        r.register(
+            "alerts_suppressed",
+            "Alerts withheld by throttling (and counted in a summary), per sink",
+            m.sink_suppressed.clone(),
+        );
+        r.register(
+            "alerts_filtered",
+            "Alerts a sink does not take (its severity or rule filter), per sink",
+            m.sink_filtered.clone(),
+        );
+        r.register(
+            "alert_delivery_failures",
+            "Failed delivery attempts (retried with backoff), per sink",
+            m.sink_failures.clone(),
+        );
+        r.register(
+            "alert_sink_backlog",
+            "Alerts stored and not yet handled by a sink",
+            m.sink_backlog.clone(),
         );
         Metrics { registry: r, ..m }
     }

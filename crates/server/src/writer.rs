@@ -49,6 +49,8 @@ pub struct Writer {
     pub behind: Arc<AtomicBool>,
     /// Cleared when the thread ends, however it ends (`/readyz` then says 503).
     pub alive: Arc<AtomicBool>,
+    /// The store's size as of the last durable append (what live detection may read).
+    pub committed: Arc<AtomicU64>,
 }
 
 /// Clears `alive` when dropped: on return and on panic alike.
@@ -74,13 +76,15 @@ impl Writer {
             queued: Arc::new(AtomicU64::new(0)),
             behind: Arc::new(AtomicBool::new(false)),
             alive: Arc::new(AtomicBool::new(true)),
+            committed: Arc::new(AtomicU64::new(store.size())),
         };
         let (queued, behind, alive) = (w.queued.clone(), w.behind.clone(), w.alive.clone());
+        let committed = w.committed.clone();
         let h = std::thread::Builder::new()
             .name("kaudit-writer".into())
             .spawn(move || {
                 let _alive = AliveGuard(alive);
-                run(store, rx, hk, metrics, queued, behind, log)
+                run(store, rx, hk, metrics, queued, behind, committed, log)
             })
             .expect("spawning the writer thread");
         (w, h)
@@ -125,6 +129,7 @@ fn run(
     metrics: Arc<Metrics>,
     queued: Arc<AtomicU64>,
     behind: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> Result<(), String> {
     let mut last_retention = Instant::now();
@@ -164,6 +169,7 @@ fn run(
             let slices: Vec<&[kaudit_store::Incoming<'_>]> =
                 incoming.iter().map(Vec::as_slice).collect();
             let results = store.append_group(&slices);
+            committed.store(store.size(), Ordering::Release);
             drop(slices);
             drop(incoming);
             for (j, r) in jobs.into_iter().zip(results) {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use kaudit_detect::{Engine, RuleSet, Severity, testing};
 use kaudit_model::decode::ErrorKind;
@@ -34,16 +34,8 @@ impl RulesArg {
     pub fn load(&self) -> Result<RuleSet> {
         let mut set =
             kaudit_detect::load_paths(&self.rules, !self.no_builtin).map_err(|e| anyhow!(e))?;
-        for id in &self.enable {
-            let mut hit = false;
-            for r in set.rules.iter_mut().filter(|r| id == "all" || &r.id == id) {
-                r.enabled = true;
-                hit = true;
-            }
-            if !hit {
-                bail!("--enable {id}: no such rule (kaudit rules list shows them)");
-            }
-        }
+        set.enable(&self.enable)
+            .map_err(|e| anyhow!("--enable {e}"))?;
         for s in &set.skipped {
             eprintln!("kaudit: skipped {s}");
         }

@@ -1,0 +1,84 @@
+//! Looking alerts up: `kaudit alerts` and `GET /api/v1/alerts`.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use kaudit_detect::Severity;
+use serde::Deserialize;
+
+use crate::log::{self, StoredAlert};
+use crate::sink::glob;
+
+/// Which alerts; every field narrows.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Rule id, `*` matching any run of characters (`k8s.exec.*`).
+    pub rule: Option<String>,
+    pub min_severity: Option<Severity>,
+    /// Event time at or after (microseconds since the epoch).
+    #[serde(skip)]
+    pub since: Option<i64>,
+    /// Event time before.
+    #[serde(skip)]
+    pub until: Option<i64>,
+    pub user: Option<String>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    /// Alerts stored at or after this seq.
+    pub after_seq: Option<u64>,
+    /// The newest this many (default: all).
+    pub limit: Option<usize>,
+}
+
+impl AlertQuery {
+    pub fn matches(&self, a: &StoredAlert) -> bool {
+        let al = &a.alert;
+        if self.after_seq.is_some_and(|s| a.seq < s)
+            || self.min_severity.is_some_and(|m| al.severity < m)
+            || self.rule.as_deref().is_some_and(|r| !glob(r, &al.rule))
+            || self.user.as_deref().is_some_and(|u| u != al.user)
+            || self.cluster.as_deref().is_some_and(|c| c != al.cluster)
+            || self.namespace.as_deref().is_some_and(|n| n != al.namespace)
+        {
+            return false;
+        }
+        if self.since.is_some() || self.until.is_some() {
+            let t = a.time_micros();
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The matching alerts, oldest first (the newest `limit` of them), and how many matched.
+pub fn run(alerts: &Path, q: &AlertQuery) -> Result<(Vec<StoredAlert>, u64), String> {
+    let mut out = VecDeque::new();
+    let mut total = 0u64;
+    if !log::log_dir(alerts).exists() {
+        return Ok((Vec::new(), 0));
+    }
+    log::scan(alerts, &mut |a| {
+        if q.matches(&a) {
+            total += 1;
+            out.push_back(a);
+            if q.limit.is_some_and(|l| out.len() > l) {
+                out.pop_front();
+            }
+        }
+        true
+    })?;
+    Ok((out.into(), total))
+}
+
+/// `1h`, `7d` (that long before `now`) or an RFC 3339 time, in microseconds.
+pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
+    if let Ok(d) = kaudit_model::units::duration(s) {
+        return Ok(now - d.as_micros() as i64);
+    }
+    kaudit_model::MicroTime::parse(s)
+        .map(|t| t.micros())
+        .ok_or_else(|| format!("{s:?}: expected a duration (1h, 7d) or an RFC 3339 time"))
+}

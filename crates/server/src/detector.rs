@@ -1,0 +1,326 @@
+//! Live detection: a thread that follows the store (every event once, in leaf order, from a
+//! saved position), runs the rule set, and stores the alerts in the alert log, from which
+//! each sink's thread delivers them.
+//!
+//! It reads what the writer has made durable, so it never holds up ingestion: when it
+//! falls behind, events wait on disk (`kaudit_detect_lag_events` says how many). Its
+//! position and the rules' state (windows, what first-seen rules learned) are saved to
+//! `<data>/alerts/detector.json` after the alerts they produced are durable; after a crash
+//! it goes back to the saved position and state, and the alerts it raises again are the same
+//! ones, which the alert log does not store twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kaudit_alerts::{AlertLog, Delivery};
+use kaudit_detect::{Engine, RuleSet, Snapshot};
+use kaudit_model::Event;
+use kaudit_store::follow::Follower;
+use serde::{Deserialize, Serialize};
+
+use crate::Log;
+use crate::config::Detect;
+use crate::metrics::{AlertLabel, Metrics, SinkLabel};
+
+/// Events read per step at most (memory is one step's alerts and one row group).
+const STEP: u64 = 4096;
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    /// The next leaf to evaluate.
+    next: u64,
+    engine: Snapshot,
+}
+
+fn saved_path(data: &Path) -> PathBuf {
+    data.join("alerts").join("detector.json")
+}
+
+fn save(path: &Path, s: &Saved) -> Result<(), String> {
+    use std::io::Write;
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    serde_json::to_writer(&mut f, s).map_err(|e| e.to_string())?;
+    f.flush().map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    std::fs::File::open(path.parent().expect("in alerts/"))
+        .and_then(|d| d.sync_all())
+        .map_err(err)
+}
+
+/// Loads the configured rules.
+pub fn rules(cfg: &Detect) -> Result<RuleSet, String> {
+    let mut set = kaudit_detect::load_paths(&cfg.rules, cfg.builtin)
+        .map_err(|e| format!("detect.rules: {e}"))?;
+    set.enable(&cfg.enable)
+        .map_err(|e| format!("detect.enable: {e}"))?;
+    Ok(set)
+}
+
+/// The running detector and its sinks.
+pub struct Detector {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    delivery: Delivery,
+}
+
+impl Detector {
+    /// Opens the alert log, starts the sinks, and starts following the store from the saved
+    /// position (first time: the store's current size, or 0 with `from_start`).
+    pub fn start(
+        data: &Path,
+        cfg: &Detect,
+        rules: RuleSet,
+        committed: Arc<AtomicU64>,
+        metrics: Arc<Metrics>,
+        log: Log,
+    ) -> Result<Detector, String> {
+        let alerts_dir = data.join("alerts");
+        let alert_log = AlertLog::open(&alerts_dir)?;
+        if let Some(f) = &alert_log.recovered.file {
+            log(&format!(
+                "alerts: cut a torn line of {} bytes from {}",
+                alert_log.recovered.torn_bytes,
+                f.display()
+            ));
+        }
+        let l2 = log.clone();
+        let delivery = Delivery::start(
+            &alerts_dir,
+            &cfg.sinks,
+            &cfg.throttle,
+            alert_log.next_seq(),
+            Arc::new(move |m: &str| l2(m)),
+        )?;
+        let path = saved_path(data);
+        let rules = Arc::new(rules);
+        let mut engine = Engine::new(rules.clone());
+        let next = match std::fs::read(&path) {
+            Ok(b) => {
+                let s: Saved = serde_json::from_slice(&b)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                engine.restore(s.engine);
+                s.next
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let next = if cfg.from_start {
+                    0
+                } else {
+                    committed.load(Ordering::Acquire)
+                };
+                save(
+                    &path,
+                    &Saved {
+                        next,
+                        engine: engine.snapshot(),
+                    },
+                )?;
+                next
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let enabled = rules.rules.iter().filter(|r| r.enabled).count();
+        metrics.detect_rules.set(enabled as u64);
+        log(&format!(
+            "detect: {enabled} rules on, from event {next}; {} sink(s)",
+            cfg.sinks.len()
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let save_every = kaudit_model::units::duration(&cfg.save_every)?;
+        let run = Run {
+            follower: Follower::new(data, next),
+            engine,
+            alert_log,
+            min_severity: cfg.min_severity,
+            committed,
+            metrics,
+            log,
+            path,
+            save_every,
+            stop: stop.clone(),
+            notify: delivery.notify.clone(),
+            stats: delivery.stats.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("kaudit-detect".into())
+            .spawn(move || run.run())
+            .map_err(|e| e.to_string())?;
+        Ok(Detector {
+            stop,
+            thread,
+            delivery,
+        })
+    }
+
+    /// Evaluates what is left (for up to 10 s), saves the position, stops the sinks.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        self.delivery.stop();
+    }
+}
+
+struct Run {
+    follower: Follower,
+    engine: Engine,
+    alert_log: AlertLog,
+    min_severity: kaudit_detect::Severity,
+    committed: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    log: Log,
+    path: PathBuf,
+    save_every: Duration,
+    stop: Arc<AtomicBool>,
+    notify: Arc<kaudit_alerts::deliver::Notify>,
+    stats: Vec<Arc<kaudit_alerts::SinkStats>>,
+}
+
+impl Run {
+    fn run(mut self) {
+        let mut saved_at = Instant::now();
+        let mut saved_next = self.follower.next();
+        let mut stop_deadline: Option<Instant> = None;
+        let mut reported: Option<String> = None;
+        let mut published = SinkCounters::default();
+        loop {
+            if self.stop.load(Ordering::Relaxed) && stop_deadline.is_none() {
+                stop_deadline = Some(Instant::now() + Duration::from_secs(10));
+            }
+            let to = self.committed.load(Ordering::Acquire);
+            let behind = to.saturating_sub(self.follower.next());
+            self.metrics.detect_lag.set(behind);
+            let mut progressed = false;
+            if behind > 0 {
+                match self.step(to) {
+                    Ok(n) => {
+                        progressed = n > 0;
+                        if reported.take().is_some() {
+                            (self.log)("detect: going on");
+                        }
+                    }
+                    Err(e) => {
+                        if reported.as_deref() != Some(&e) {
+                            (self.log)(&format!("detect: {e} (retrying)"));
+                            reported = Some(e);
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+            published.publish(&self.stats, &self.metrics, self.alert_log.next_seq());
+            let done = stop_deadline.is_some_and(|d| {
+                Instant::now() >= d || self.follower.next() >= self.committed.load(Ordering::Acquire)
+            });
+            if (saved_next != self.follower.next() && saved_at.elapsed() >= self.save_every)
+                || done
+            {
+                let s = Saved {
+                    next: self.follower.next(),
+                    engine: self.engine.snapshot(),
+                };
+                match save(&self.path, &s) {
+                    Ok(()) => {
+                        saved_next = s.next;
+                        saved_at = Instant::now();
+                    }
+                    Err(e) => (self.log)(&format!("detect: saving the position: {e}")),
+                }
+            }
+            if done {
+                break;
+            }
+            if !progressed {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Evaluates up to [`STEP`] events and stores their alerts; returns the events read.
+    fn step(&mut self, to: u64) -> Result<u64, String> {
+        let mut alerts = Vec::new();
+        let engine = &mut self.engine;
+        let p = self.follower.read(to, STEP, |_, rec| {
+            match serde_json::from_str::<Event<'_>>(rec.event) {
+                Ok(e) => {
+                    let from = alerts.len();
+                    engine.process(&e, rec.event, &mut alerts);
+                    for a in &mut alerts[from..] {
+                        a.cluster = rec.cluster.to_string();
+                    }
+                }
+                // Every stored event was decoded when it arrived; a record that no longer
+                // decodes is for `kaudit verify` to report, not for the rules.
+                Err(_) => {}
+            }
+        })?;
+        if p.pruned > 0 {
+            (self.log)(&format!(
+                "detect: {} events were removed by retention before they could be evaluated",
+                p.pruned
+            ));
+        }
+        let min = self.min_severity;
+        alerts.retain(|a| a.severity >= min);
+        if !alerts.is_empty() {
+            let n = alerts.len() as u64;
+            let stored = self.alert_log.append(&alerts, kaudit_store::now_micros())?;
+            self.metrics
+                .alerts_deduplicated
+                .inc_by(n - stored.len() as u64);
+            for a in &stored {
+                self.metrics
+                    .alerts
+                    .get_or_create(&AlertLabel {
+                        rule: a.alert.rule.clone(),
+                        severity: a.alert.severity.as_str().to_string(),
+                    })
+                    .inc();
+            }
+            self.notify.publish(self.alert_log.next_seq());
+        }
+        self.metrics.detect_events.inc_by(p.read);
+        Ok(p.read + p.pruned)
+    }
+}
+
+/// What was last copied from the sinks' counters into the metrics.
+#[derive(Default)]
+struct SinkCounters {
+    last: std::collections::HashMap<String, [u64; 5]>,
+}
+
+impl SinkCounters {
+    fn publish(
+        &mut self,
+        stats: &[Arc<kaudit_alerts::SinkStats>],
+        m: &Metrics,
+        log_next: u64,
+    ) {
+        for s in stats {
+            let l = SinkLabel {
+                sink: s.name.clone(),
+            };
+            let now = [
+                s.delivered.load(Ordering::Relaxed),
+                s.summaries.load(Ordering::Relaxed),
+                s.suppressed.load(Ordering::Relaxed),
+                s.filtered.load(Ordering::Relaxed),
+                s.failures.load(Ordering::Relaxed),
+            ];
+            let last = self.last.entry(s.name.clone()).or_default();
+            m.sink_delivered.get_or_create(&l).inc_by(now[0] - last[0]);
+            m.sink_summaries.get_or_create(&l).inc_by(now[1] - last[1]);
+            m.sink_suppressed.get_or_create(&l).inc_by(now[2] - last[2]);
+            m.sink_filtered.get_or_create(&l).inc_by(now[3] - last[3]);
+            m.sink_failures.get_or_create(&l).inc_by(now[4] - last[4]);
+            *last = now;
+            m.sink_backlog
+                .get_or_create(&l)
+                .set(log_next.saturating_sub(s.next.load(Ordering::Relaxed)));
+        }
+    }
+}
