@@ -400,3 +400,18 @@ pub fn scan(alerts: &Path, f: &mut dyn FnMut(StoredAlert) -> bool) -> Result<(),
     }
     Ok(())
 }
+
+/// The seq the next stored alert will get (= how many are stored), from the last file.
+pub fn end(alerts: &Path) -> Result<u64, String> {
+    let dir = log_dir(alerts);
+    let files = list(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let Some((first, path)) = files.last() else {
+        return Ok(0);
+    };
+    let mut next = *first;
+    read_file(path, 0, &mut |a| {
+        next = a.seq + 1;
+        true
+    })?;
+    Ok(next)
+}

@@ -58,6 +58,8 @@ enum Command {
     /// The detection rules: list them, or run each against its own test events.
     #[command(subcommand)]
     Rules(cmd::detect::RulesCommand),
+    /// The alerts `kaudit serve` raised and stored (filter, follow), and each sink's backlog.
+    Alerts(cmd::alerts::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Setup(a) => cmd::serve::setup(a),
         Command::Detect(a) => cmd::detect::detect(a),
         Command::Rules(c) => cmd::detect::rules(c),
+        Command::Alerts(a) => cmd::alerts::alerts(a),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod alerts;
 pub mod detect;
 pub mod generate;
 pub mod policy;
