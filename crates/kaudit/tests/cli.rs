@@ -602,3 +602,114 @@ fn detect_and_rules() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `kaudit serve` detecting live raises the same alerts as `kaudit detect` on the same
+/// input; `kaudit alerts` lists and filters them; a file sink received them.
+#[test]
+fn serve_detects_live_like_detect_offline() {
+    let dir = tmp("live-detect");
+    let log = dir.join("audit.log");
+    let mut all = String::new();
+    let mut traces: Vec<PathBuf> = std::fs::read_dir(root().join("test_data/events/falco-trace-files"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    traces.sort();
+    for t in &traces {
+        for line in std::fs::read_to_string(t).unwrap().lines() {
+            if !line.trim().is_empty() {
+                all.push_str(line.trim());
+                all.push('\n');
+            }
+        }
+    }
+    std::fs::write(&log, &all).unwrap();
+    let key = |v: &serde_json::Value| {
+        format!("{} {}", v["rule"].as_str().unwrap(), v["auditID"].as_str().unwrap())
+    };
+    let o = kaudit(&["detect", "--output", "ndjson", log.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut offline: Vec<String> = text(&o.stdout)
+        .lines()
+        .map(|l| key(&serde_json::from_str(l).unwrap()))
+        .collect();
+    offline.sort();
+    offline.dedup();
+    assert!(offline.len() > 20, "{offline:?}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data = dir.join("data");
+    let sink = dir.join("sink.jsonl");
+    let cfg = dir.join("kaudit.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data: {}\nlisten: 127.0.0.1:{port}\ntls: {{enabled: false}}\ntail:\n  - path: {}\n    cluster: lab\ndetect:\n  from_start: true\n  save_every: 100ms\n  throttle: {{window: 0s}}\n  sinks:\n    - name: file\n      type: file\n      path: {}\n",
+            data.display(),
+            log.display(),
+            sink.display()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_kaudit"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let count = || {
+        std::fs::read_to_string(&sink)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    while count() < offline.len() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let status = server.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+
+    let o = kaudit(
+        &["alerts", "--data", data.to_str().unwrap(), "--limit", "0", "--output", "ndjson"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut live: Vec<String> = text(&o.stdout)
+        .lines()
+        .map(|l| key(&serde_json::from_str(l).unwrap()))
+        .collect();
+    live.sort();
+    assert_eq!(live, offline, "live and offline detection disagree\n{err}");
+    let delivered: Vec<serde_json::Value> = std::fs::read_to_string(&sink)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(delivered.len(), live.len(), "every alert delivered once");
+    assert!(delivered.iter().all(|d| d["kind"] == "alert" && d["cluster"] == "lab"));
+
+    // Filters and the table.
+    let o = kaudit(
+        &["alerts", "--data", data.to_str().unwrap(), "--rule", "k8s.exec.*", "--output", "ndjson", "--limit", "0"],
+        None,
+    );
+    let exec = text(&o.stdout).lines().count();
+    assert_eq!(exec, offline.iter().filter(|k| k.starts_with("k8s.exec.")).count());
+    let o = kaudit(&["alerts", "--data", data.to_str().unwrap(), "--limit", "3"], None);
+    assert!(o.status.success());
+    assert_eq!(text(&o.stdout).lines().count(), 4, "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains(&format!("3 of {}", live.len())), "{}", text(&o.stderr));
+    let o = kaudit(&["alerts", "--data", data.to_str().unwrap(), "--sinks"], None);
+    assert!(text(&o.stdout).contains("file"), "{}", text(&o.stdout));
+    let o = kaudit(&["alerts", "--data", data.to_str().unwrap(), "--since", "soon"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--since"), "{}", text(&o.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
