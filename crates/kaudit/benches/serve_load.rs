@@ -4,7 +4,10 @@
 //! `cargo bench -p kaudit --bench serve_load [-- SECONDS CONNECTIONS [tls]]` (defaults 20 s,
 //! 8, plain HTTP). The server runs as its own process (the release `kaudit serve`), HTTP/1.1
 //! with keep-alive; with `tls`, HTTPS with the generated CA and a bearer token, as
-//! kube-apiserver connects. Default store settings, plus any YAML given in `LOAD_CONFIG`.
+//! kube-apiserver connects. Default store settings, plus any YAML given in `LOAD_CONFIG`
+//! (e.g. `detect: {enabled: false}` to compare ingestion without live detection). Live
+//! detection's progress is read from `/metrics`: events evaluated during the run, and how
+//! long it took after the load stopped to evaluate the rest.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -233,6 +236,33 @@ fn main() {
     for t in threads {
         t.join().unwrap();
     }
+    // Live detection: how far it got during the load, and how long until it caught up.
+    let metric = |name: &str| -> Option<f64> {
+        let mut r = connect();
+        let s = r.get_mut();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        s.flush().ok()?;
+        let mut body = String::new();
+        r.read_to_string(&mut body).ok()?;
+        body.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let evaluated = metric("kaudit_detect_rules")
+        .filter(|r| *r > 0.0)
+        .and_then(|_| metric("kaudit_detect_events_total"));
+    let t_load_end = Instant::now();
+    let mut caught_up = None;
+    if evaluated.is_some() {
+        while t_load_end.elapsed() < Duration::from_secs(300) {
+            if metric("kaudit_detect_lag_events") == Some(0.0) {
+                caught_up = Some(t_load_end.elapsed().as_secs_f64());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm = status
         .lines()
@@ -263,5 +293,13 @@ fn main() {
         pct(0.99),
         refused.load(Ordering::Relaxed),
     );
+    match (evaluated, caught_up) {
+        (Some(e), Some(c)) => println!(
+            "  live detection: {e:.0} of {n} events evaluated while the load ran ({:.0}%), all of them {c:.1} s after it stopped",
+            100.0 * e / n.max(1) as f64
+        ),
+        (Some(e), None) => println!("  live detection: {e:.0} of {n} evaluated; not caught up in 300 s"),
+        _ => println!("  live detection: off"),
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
