@@ -194,6 +194,8 @@ pub fn glob(pattern: &str, s: &str) -> bool {
 }
 
 /// What a sink delivers.
+// Alerts are most items, and few are held at a time: boxing them would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     Alert(StoredAlert),
@@ -364,10 +366,8 @@ impl Http {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let mut body = String::new();
-        let _ = std::io::Read::read_to_string(
-            &mut resp.into_body().into_reader().take(512),
-            &mut body,
-        );
+        let _ =
+            std::io::Read::read_to_string(&mut resp.into_body().into_reader().take(512), &mut body);
         Err((
             format!("HTTP {status}: {}", body.trim().replace('\n', " ")),
             retry_after,
@@ -385,11 +385,12 @@ impl Sink for Http {
                     "[{}]",
                     chunk.iter().map(Item::json).collect::<Vec<_>>().join(",")
                 );
-                self.post(body).map_err(|(message, retry_after)| SendError {
-                    delivered: i * 100,
-                    message,
-                    retry_after,
-                })?;
+                self.post(body)
+                    .map_err(|(message, retry_after)| SendError {
+                        delivered: i * 100,
+                        message,
+                        retry_after,
+                    })?;
             }
             return Ok(());
         }
@@ -399,11 +400,12 @@ impl Sink for Http {
             } else {
                 item.json()
             };
-            self.post(body).map_err(|(message, retry_after)| SendError {
-                delivered: i,
-                message,
-                retry_after,
-            })?;
+            self.post(body)
+                .map_err(|(message, retry_after)| SendError {
+                    delivered: i,
+                    message,
+                    retry_after,
+                })?;
         }
         Ok(())
     }
@@ -485,7 +487,9 @@ fn syslog_address(a: &str) -> Result<(bool, String), String> {
         ));
     };
     if !rest.contains(':') {
-        return Err(format!("address: {a:?} needs a port (514 for UDP, 601 for TCP)"));
+        return Err(format!(
+            "address: {a:?} needs a port (514 for UDP, 601 for TCP)"
+        ));
     }
     Ok((tcp, rest.to_string()))
 }
@@ -712,9 +716,10 @@ mod tests {
             serde_json::from_str(r#"{"name":"s","type":"syslog","address":"10.0.0.1:514"}"#)
                 .unwrap();
         assert!(c.check().unwrap_err().contains("udp://"));
-        let c: SinkConfig =
-            serde_json::from_str(r#"{"name":"s","type":"slack","path":"/tmp/x","url":"https://h"}"#)
-                .unwrap();
+        let c: SinkConfig = serde_json::from_str(
+            r#"{"name":"s","type":"slack","path":"/tmp/x","url":"https://h"}"#,
+        )
+        .unwrap();
         assert!(c.check().unwrap_err().starts_with("path:"));
         let c: SinkConfig = serde_json::from_str(r#"{"name":"s","type":"webhook"}"#).unwrap();
         assert!(c.check().unwrap_err().starts_with("url:"));

@@ -255,7 +255,12 @@ mod tests {
         let mut sums = Vec::new();
         let t0 = 1_700_000_000_000_000;
         let admitted: Vec<bool> = (0..10)
-            .map(|i| t.admit(&alert(i, "k8s.exec", "jane", t0 + i as i64 * MIN / 10), &mut sums))
+            .map(|i| {
+                t.admit(
+                    &alert(i, "k8s.exec", "jane", t0 + i as i64 * MIN / 10),
+                    &mut sums,
+                )
+            })
             .collect();
         assert_eq!(admitted.iter().filter(|a| **a).count(), 3);
         assert!(sums.is_empty());

@@ -116,7 +116,10 @@ fn serve(s: TcpStream, fail: usize, bodies: &Mutex<Vec<String>>, seen: &Mutex<us
         let resp = if n <= fail {
             "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy".to_string()
         } else {
-            bodies.lock().unwrap().push(String::from_utf8(body).unwrap());
+            bodies
+                .lock()
+                .unwrap()
+                .push(String::from_utf8(body).unwrap());
             "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_string()
         };
         if w.write_all(resp.as_bytes()).is_err() {
@@ -136,7 +139,11 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 fn seqs(bodies: &[String]) -> Vec<u64> {
     bodies
         .iter()
-        .map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["seq"].as_u64().unwrap())
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -145,13 +152,21 @@ fn log_dedups_survives_reopen_and_cuts_a_torn_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = AlertLog::open(dir.path()).unwrap();
     log.set_max_file(600);
-    let a: Vec<Alert> = (0..10).map(|i| alert(i, "r", "u", Severity::High)).collect();
+    let a: Vec<Alert> = (0..10)
+        .map(|i| alert(i, "r", "u", Severity::High))
+        .collect();
     assert_eq!(log.append(&a[..6], 1).unwrap().len(), 6);
     // Again, overlapping: only the new ones.
     let stored = log.append(&a[4..], 2).unwrap();
-    assert_eq!(stored.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![6, 7, 8, 9]);
+    assert_eq!(
+        stored.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        vec![6, 7, 8, 9]
+    );
     // Within one batch, a repeated alert is stored once.
-    let twice = vec![alert(10, "r", "u", Severity::Low), alert(10, "r", "u", Severity::Low)];
+    let twice = vec![
+        alert(10, "r", "u", Severity::Low),
+        alert(10, "r", "u", Severity::Low),
+    ];
     assert_eq!(log.append(&twice, 3).unwrap().len(), 1);
     drop(log);
     let files = kaudit_alerts::log::list(&kaudit_alerts::log::log_dir(dir.path())).unwrap();
@@ -167,8 +182,16 @@ fn log_dedups_survives_reopen_and_cuts_a_torn_line() {
     let mut log = AlertLog::open(dir.path()).unwrap();
     assert_eq!(log.recovered.torn_bytes, 14);
     assert_eq!(log.next_seq(), 11);
-    assert!(log.append(&a, 4).unwrap().is_empty(), "still deduplicated after reopening");
-    assert_eq!(log.append(&[alert(11, "r", "u", Severity::Low)], 5).unwrap()[0].seq, 11);
+    assert!(
+        log.append(&a, 4).unwrap().is_empty(),
+        "still deduplicated after reopening"
+    );
+    assert_eq!(
+        log.append(&[alert(11, "r", "u", Severity::Low)], 5)
+            .unwrap()[0]
+            .seq,
+        11
+    );
     // A reader follows across files, from anywhere.
     let mut r = LogReader::new(dir.path(), 3);
     let mut got = Vec::new();
@@ -219,7 +242,11 @@ fn a_failing_webhook_gets_every_alert_once_in_order() {
 fn an_unreachable_sink_waits_without_holding_up_the_others() {
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = dir.path().join("alerts-out.jsonl");
     let sinks = |port: u16| {
         vec![
@@ -236,7 +263,11 @@ fn an_unreachable_sink_waits_without_holding_up_the_others() {
     let d = Delivery::start(dir.path(), &sinks(dead), &no_throttle(), 0, quiet()).unwrap();
     let batch: Vec<Alert> = (0..30)
         .map(|i| {
-            let sev = if i % 3 == 0 { Severity::Low } else { Severity::High };
+            let sev = if i % 3 == 0 {
+                Severity::Low
+            } else {
+                Severity::High
+            };
             alert(i, "r", "u", sev)
         })
         .collect();
@@ -244,12 +275,21 @@ fn an_unreachable_sink_waits_without_holding_up_the_others() {
     d.notify.publish(log.next_seq());
     // The file sink gets its 20 (the low ones are filtered) while the webhook fails.
     wait_for("the file sink", 10, || {
-        std::fs::read_to_string(&out).map(|s| s.lines().count()).unwrap_or(0) == 20
+        std::fs::read_to_string(&out)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+            == 20
     });
     wait_for("failures", 10, || {
-        d.stats[0].failures.load(std::sync::atomic::Ordering::Relaxed) >= 3
+        d.stats[0]
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
     });
-    assert_eq!(d.stats[0].next.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        d.stats[0].next.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     d.stop();
     // The receiver comes up (on another port, same sink name): the backlog is delivered.
     let rx = Receiver::start(0);
@@ -257,7 +297,11 @@ fn an_unreachable_sink_waits_without_holding_up_the_others() {
     wait_for("the backlog", 10, || {
         rx.bodies()
             .iter()
-            .map(|b| serde_json::from_str::<Vec<serde_json::Value>>(b).unwrap().len())
+            .map(|b| {
+                serde_json::from_str::<Vec<serde_json::Value>>(b)
+                    .unwrap()
+                    .len()
+            })
             .sum::<usize>()
             == 30
     });
@@ -282,13 +326,18 @@ fn throttled_alerts_are_summarised() {
     let hour = 3_600_000_000i64;
     let t0 = 1_700_000_000_000_000i64;
     for i in 0..10 {
-        log.append(&[alert(i, "r", "jane", Severity::High)], t0 + i as i64).unwrap();
+        log.append(&[alert(i, "r", "jane", Severity::High)], t0 + i as i64)
+            .unwrap();
     }
     // The next hour: jane's window closed; a new alert of hers comes after the summary.
-    log.append(&[alert(100, "r", "jane", Severity::High)], t0 + hour + 1).unwrap();
+    log.append(&[alert(100, "r", "jane", Severity::High)], t0 + hour + 1)
+        .unwrap();
     d.notify.publish(log.next_seq());
     wait_for("deliveries", 10, || {
-        std::fs::read_to_string(&out).map(|s| s.lines().count()).unwrap_or(0) == 4
+        std::fs::read_to_string(&out)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+            == 4
     });
     d.stop();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
@@ -322,7 +371,10 @@ fn syslog_over_udp_and_tcp() {
     let mut log = AlertLog::open(dir.path()).unwrap();
     let d = Delivery::start(dir.path(), &sinks, &no_throttle(), 0, quiet()).unwrap();
     log.append(
-        &[alert(1, "k8s.a", "u", Severity::Critical), alert(2, "k8s.b", "u", Severity::Info)],
+        &[
+            alert(1, "k8s.a", "u", Severity::Critical),
+            alert(2, "k8s.b", "u", Severity::Info),
+        ],
         1,
     )
     .unwrap();
@@ -334,7 +386,11 @@ fn syslog_over_udp_and_tcp() {
         got.push(String::from_utf8_lossy(&buf[..n]).to_string());
     }
     assert!(got[0].starts_with("<130>1 "), "{}", got[0]); // local0.crit
-    assert!(got[0].contains(" h1 kaudit - ALERT [kaudit@32473 rule=\"k8s.a\""), "{}", got[0]);
+    assert!(
+        got[0].contains(" h1 kaudit - ALERT [kaudit@32473 rule=\"k8s.a\""),
+        "{}",
+        got[0]
+    );
     assert!(got[1].starts_with("<134>1 "), "{}", got[1]); // local0.info
     // TCP: octet-counted frames.
     let (s, _) = tcp.accept().unwrap();
@@ -343,7 +399,10 @@ fn syslog_over_udp_and_tcp() {
     for want in ["<82>1 ", "<86>1 "] {
         let mut len = Vec::new();
         r.read_until(b' ', &mut len).unwrap();
-        let n: usize = std::str::from_utf8(&len[..len.len() - 1]).unwrap().parse().unwrap();
+        let n: usize = std::str::from_utf8(&len[..len.len() - 1])
+            .unwrap()
+            .parse()
+            .unwrap();
         let mut msg = vec![0; n];
         r.read_exact(&mut msg).unwrap();
         let msg = String::from_utf8(msg).unwrap();
@@ -358,15 +417,19 @@ fn a_new_sink_starts_at_the_end_of_history() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.jsonl");
     let mut log = AlertLog::open(dir.path()).unwrap();
-    log.append(&[alert(1, "r", "u", Severity::High)], 1).unwrap();
+    log.append(&[alert(1, "r", "u", Severity::High)], 1)
+        .unwrap();
     let sinks = vec![sink(&format!(
         r#"{{"name":"f","type":"file","path":{:?}}}"#,
         out.display().to_string()
     ))];
     let d = Delivery::start(dir.path(), &sinks, &no_throttle(), log.next_seq(), quiet()).unwrap();
-    log.append(&[alert(2, "r", "u", Severity::High)], 2).unwrap();
+    log.append(&[alert(2, "r", "u", Severity::High)], 2)
+        .unwrap();
     d.notify.publish(log.next_seq());
-    wait_for("one line", 10, || out.exists() && std::fs::read_to_string(&out).unwrap().lines().count() == 1);
+    wait_for("one line", 10, || {
+        out.exists() && std::fs::read_to_string(&out).unwrap().lines().count() == 1
+    });
     d.stop();
     let line = std::fs::read_to_string(&out).unwrap();
     assert!(line.contains("\"seq\":1"), "{line}");

@@ -8,7 +8,9 @@ use kaudit_alerts::{Item, StoredAlert, Summary};
 use kaudit_detect::Severity;
 
 fn check(name: &str, got: &str) {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/render").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/render")
+        .join(name);
     if std::env::var_os("KAUDIT_BLESS").is_some() {
         std::fs::write(&p, got).unwrap();
     }

@@ -29,19 +29,54 @@ fn rules(alerts: &[Alert]) -> Vec<&str> {
 fn restored_engine_goes_on() {
     let pack = Arc::new(kaudit_detect::builtin().unwrap());
     let before = vec![
-        ev("a1", "ResponseComplete", "2026-01-01T10:00:00Z", "jane", "kubectl/v1.30.0", 200, "pods"),
-        ev("a2", "ResponseComplete", "2026-01-03T10:00:00Z", "jane", "kubectl/v1.30.0", 200, "pods"),
+        ev(
+            "a1",
+            "ResponseComplete",
+            "2026-01-01T10:00:00Z",
+            "jane",
+            "kubectl/v1.30.0",
+            200,
+            "pods",
+        ),
+        ev(
+            "a2",
+            "ResponseComplete",
+            "2026-01-03T10:00:00Z",
+            "jane",
+            "kubectl/v1.30.0",
+            200,
+            "pods",
+        ),
     ];
     let after = vec![
         // Known client: nothing. New client after learning: alert.
-        ev("a3", "ResponseComplete", "2026-01-03T10:01:00Z", "jane", "kubectl/v1.30.0", 200, "pods"),
-        ev("a4", "ResponseComplete", "2026-01-03T10:02:00Z", "jane", "python-requests/2.31", 200, "pods"),
+        ev(
+            "a3",
+            "ResponseComplete",
+            "2026-01-03T10:01:00Z",
+            "jane",
+            "kubectl/v1.30.0",
+            200,
+            "pods",
+        ),
+        ev(
+            "a4",
+            "ResponseComplete",
+            "2026-01-03T10:02:00Z",
+            "jane",
+            "python-requests/2.31",
+            200,
+            "pods",
+        ),
     ];
     // One engine that never stops.
     let mut whole = Engine::new(pack.clone());
     run(&mut whole, &before);
     let expected = run(&mut whole, &after);
-    assert!(rules(&expected).contains(&"k8s.access.new-user-agent"), "{expected:?}");
+    assert!(
+        rules(&expected).contains(&"k8s.access.new-user-agent"),
+        "{expected:?}"
+    );
 
     // One stopped after `before`, saved through JSON, restored into a new engine.
     let mut first = Engine::new(pack.clone());

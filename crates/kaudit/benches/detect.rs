@@ -28,7 +28,7 @@ fn main() {
     println!("corpus: {n} events, {mb:.1} MB of audit.log (kaudit gen, seed 1, recipe profile)\n");
 
     let (t_dec, events) = best_of(3, || {
-        decode::decode_slice(&data, |r| {
+        decode::decode_slice(data, |r| {
             black_box(&r);
             ControlFlow::Continue(())
         })
@@ -63,7 +63,7 @@ fn main() {
         let (t, _) = best_of(3, || {
             let mut engine = Engine::new(set.clone());
             let mut alerts = Vec::new();
-            decode::decode_slice(&data, |r| {
+            decode::decode_slice(data, |r| {
                 if let Ok(rec) = r {
                     engine.process(&rec.event, rec.raw, &mut alerts);
                 }
@@ -86,7 +86,7 @@ fn main() {
                     let (t_jq, _) = best_of(2, || {
                         let s = Command::new("jq")
                             .args(["-c", filter])
-                            .arg(&path)
+                            .arg(path)
                             .stdout(Stdio::null())
                             .status()
                             .unwrap();

@@ -44,7 +44,7 @@ fn main() {
 
     // --- parsing ---------------------------------------------------------------------------
     let (t_parse, events) = best_of(5, || {
-        decode::decode_slice(&data, |r| {
+        decode::decode_slice(data, |r| {
             black_box(&r);
             ControlFlow::Continue(())
         })
@@ -95,13 +95,13 @@ fn main() {
 
     // --- policy evaluation -----------------------------------------------------------------
     let mut owned: Vec<(usize, usize)> = Vec::new(); // line spans, to re-borrow events
-    decode::decode_slice(&data, |r| {
+    decode::decode_slice(data, |r| {
         let r = r.unwrap();
         let start = r.raw.as_ptr() as usize - data.as_ptr() as usize;
         owned.push((start, start + r.raw.len()));
         ControlFlow::Continue(())
     });
-    let text = std::str::from_utf8(&data).unwrap();
+    let text = std::str::from_utf8(data).unwrap();
     let events: Vec<Event<'_>> = owned
         .iter()
         .map(|(a, b)| serde_json::from_str(&text[*a..*b]).unwrap())

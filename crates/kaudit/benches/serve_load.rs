@@ -298,7 +298,9 @@ fn main() {
             "  live detection: {e:.0} of {n} events evaluated while the load ran ({:.0}%), all of them {c:.1} s after it stopped",
             100.0 * e / n.max(1) as f64
         ),
-        (Some(e), None) => println!("  live detection: {e:.0} of {n} evaluated; not caught up in 300 s"),
+        (Some(e), None) => {
+            println!("  live detection: {e:.0} of {n} evaluated; not caught up in 300 s")
+        }
         _ => println!("  live detection: off"),
     }
     let _ = std::fs::remove_dir_all(&dir);

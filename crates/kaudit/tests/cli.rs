@@ -610,11 +610,12 @@ fn serve_detects_live_like_detect_offline() {
     let dir = tmp("live-detect");
     let log = dir.join("audit.log");
     let mut all = String::new();
-    let mut traces: Vec<PathBuf> = std::fs::read_dir(root().join("test_data/events/falco-trace-files"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let mut traces: Vec<PathBuf> =
+        std::fs::read_dir(root().join("test_data/events/falco-trace-files"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
     traces.sort();
     for t in &traces {
         for line in std::fs::read_to_string(t).unwrap().lines() {
@@ -626,9 +627,16 @@ fn serve_detects_live_like_detect_offline() {
     }
     std::fs::write(&log, &all).unwrap();
     let key = |v: &serde_json::Value| {
-        format!("{} {}", v["rule"].as_str().unwrap(), v["auditID"].as_str().unwrap())
+        format!(
+            "{} {}",
+            v["rule"].as_str().unwrap(),
+            v["auditID"].as_str().unwrap()
+        )
     };
-    let o = kaudit(&["detect", "--output", "ndjson", log.to_str().unwrap()], None);
+    let o = kaudit(
+        &["detect", "--output", "ndjson", log.to_str().unwrap()],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let mut offline: Vec<String> = text(&o.stdout)
         .lines()
@@ -638,7 +646,11 @@ fn serve_detects_live_like_detect_offline() {
     offline.dedup();
     assert!(offline.len() > 20, "{offline:?}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let data = dir.join("data");
     let sink = dir.join("sink.jsonl");
     let cfg = dir.join("kaudit.yaml");
@@ -677,7 +689,15 @@ fn serve_detects_live_like_detect_offline() {
     assert!(status.success(), "{err}");
 
     let o = kaudit(
-        &["alerts", "--data", data.to_str().unwrap(), "--limit", "0", "--output", "ndjson"],
+        &[
+            "alerts",
+            "--data",
+            data.to_str().unwrap(),
+            "--limit",
+            "0",
+            "--output",
+            "ndjson",
+        ],
         None,
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -693,22 +713,61 @@ fn serve_detects_live_like_detect_offline() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(delivered.len(), live.len(), "every alert delivered once");
-    assert!(delivered.iter().all(|d| d["kind"] == "alert" && d["cluster"] == "lab"));
+    assert!(
+        delivered
+            .iter()
+            .all(|d| d["kind"] == "alert" && d["cluster"] == "lab")
+    );
 
     // Filters and the table.
     let o = kaudit(
-        &["alerts", "--data", data.to_str().unwrap(), "--rule", "k8s.exec.*", "--output", "ndjson", "--limit", "0"],
+        &[
+            "alerts",
+            "--data",
+            data.to_str().unwrap(),
+            "--rule",
+            "k8s.exec.*",
+            "--output",
+            "ndjson",
+            "--limit",
+            "0",
+        ],
         None,
     );
     let exec = text(&o.stdout).lines().count();
-    assert_eq!(exec, offline.iter().filter(|k| k.starts_with("k8s.exec.")).count());
-    let o = kaudit(&["alerts", "--data", data.to_str().unwrap(), "--limit", "3"], None);
+    assert_eq!(
+        exec,
+        offline
+            .iter()
+            .filter(|k| k.starts_with("k8s.exec."))
+            .count()
+    );
+    let o = kaudit(
+        &["alerts", "--data", data.to_str().unwrap(), "--limit", "3"],
+        None,
+    );
     assert!(o.status.success());
     assert_eq!(text(&o.stdout).lines().count(), 4, "{}", text(&o.stdout));
-    assert!(text(&o.stderr).contains(&format!("3 of {}", live.len())), "{}", text(&o.stderr));
-    let o = kaudit(&["alerts", "--data", data.to_str().unwrap(), "--sinks"], None);
+    assert!(
+        text(&o.stderr).contains(&format!("3 of {}", live.len())),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = kaudit(
+        &["alerts", "--data", data.to_str().unwrap(), "--sinks"],
+        None,
+    );
     assert!(text(&o.stdout).contains("file"), "{}", text(&o.stdout));
-    let o = kaudit(&["alerts", "--data", data.to_str().unwrap(), "--since", "soon"], None);
+    let o = kaudit(
+        &[
+            "alerts",
+            "--data",
+            data.to_str().unwrap(),
+            "--since",
+            "soon",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("--since"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);

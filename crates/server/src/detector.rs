@@ -101,8 +101,8 @@ impl Detector {
         let mut engine = Engine::new(rules.clone());
         let next = match std::fs::read(&path) {
             Ok(b) => {
-                let s: Saved = serde_json::from_slice(&b)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let s: Saved =
+                    serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", path.display()))?;
                 engine.restore(s.engine);
                 s.next
             }
@@ -213,10 +213,10 @@ impl Run {
             }
             published.publish(&self.stats, &self.metrics, self.alert_log.next_seq());
             let done = stop_deadline.is_some_and(|d| {
-                Instant::now() >= d || self.follower.next() >= self.committed.load(Ordering::Acquire)
+                Instant::now() >= d
+                    || self.follower.next() >= self.committed.load(Ordering::Acquire)
             });
-            if (saved_next != self.follower.next() && saved_at.elapsed() >= self.save_every)
-                || done
+            if (saved_next != self.follower.next() && saved_at.elapsed() >= self.save_every) || done
             {
                 let s = Saved {
                     next: self.follower.next(),
@@ -244,17 +244,14 @@ impl Run {
         let mut alerts = Vec::new();
         let engine = &mut self.engine;
         let p = self.follower.read(to, STEP, |_, rec| {
-            match serde_json::from_str::<Event<'_>>(rec.event) {
-                Ok(e) => {
-                    let from = alerts.len();
-                    engine.process(&e, rec.event, &mut alerts);
-                    for a in &mut alerts[from..] {
-                        a.cluster = rec.cluster.to_string();
-                    }
+            // Every stored event was decoded when it arrived; a record that no longer decodes
+            // is for `kaudit verify` to report, not for the rules.
+            if let Ok(e) = serde_json::from_str::<Event<'_>>(rec.event) {
+                let from = alerts.len();
+                engine.process(&e, rec.event, &mut alerts);
+                for a in &mut alerts[from..] {
+                    a.cluster = rec.cluster.to_string();
                 }
-                // Every stored event was decoded when it arrived; a record that no longer
-                // decodes is for `kaudit verify` to report, not for the rules.
-                Err(_) => {}
             }
         })?;
         if p.pruned > 0 {
@@ -294,12 +291,7 @@ struct SinkCounters {
 }
 
 impl SinkCounters {
-    fn publish(
-        &mut self,
-        stats: &[Arc<kaudit_alerts::SinkStats>],
-        m: &Metrics,
-        log_next: u64,
-    ) {
+    fn publish(&mut self, stats: &[Arc<kaudit_alerts::SinkStats>], m: &Metrics, log_next: u64) {
         for s in stats {
             let l = SinkLabel {
                 sink: s.name.clone(),

@@ -78,13 +78,17 @@ impl Writer {
             alive: Arc::new(AtomicBool::new(true)),
             committed: Arc::new(AtomicU64::new(store.size())),
         };
-        let (queued, behind, alive) = (w.queued.clone(), w.behind.clone(), w.alive.clone());
-        let committed = w.committed.clone();
+        let alive = w.alive.clone();
+        let shared = Shared {
+            queued: w.queued.clone(),
+            behind: w.behind.clone(),
+            committed: w.committed.clone(),
+        };
         let h = std::thread::Builder::new()
             .name("kaudit-writer".into())
             .spawn(move || {
                 let _alive = AliveGuard(alive);
-                run(store, rx, hk, metrics, queued, behind, committed, log)
+                run(store, rx, hk, metrics, shared, log)
             })
             .expect("spawning the writer thread");
         (w, h)
@@ -111,6 +115,13 @@ impl Writer {
     }
 }
 
+/// What the writer thread shares with its handles.
+struct Shared {
+    queued: Arc<AtomicU64>,
+    behind: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
+}
+
 /// The tailers write through this.
 pub struct WriterSink(pub Writer);
 
@@ -127,9 +138,11 @@ fn run(
     rx: mpsc::Receiver<Msg>,
     hk: Housekeeping,
     metrics: Arc<Metrics>,
-    queued: Arc<AtomicU64>,
-    behind: Arc<AtomicBool>,
-    committed: Arc<AtomicU64>,
+    Shared {
+        queued,
+        behind,
+        committed,
+    }: Shared,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> Result<(), String> {
     let mut last_retention = Instant::now();

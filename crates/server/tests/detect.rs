@@ -65,7 +65,10 @@ async fn live_detection_stores_queries_and_delivers_once() {
     let u = udp.try_clone().unwrap();
     tokio::task::spawn_blocking(move || {
         let body = event_list(&[quiet("q1"), exec("x1", "jane", "bash"), quiet("q2")]);
-        assert_eq!(request(&a, "/audit", Some("sender-token"), &body).status, 200);
+        assert_eq!(
+            request(&a, "/audit", Some("sender-token"), &body).status,
+            200
+        );
         wait_for("the file sink", || !lines(&o).is_empty());
         let got = lines(&o);
         assert!(got.iter().all(|l| l["auditID"] == "x1"), "{got:?}");
@@ -84,7 +87,9 @@ async fn live_detection_stores_queries_and_delivers_once() {
         let r = request(&a, "/api/v1/alerts?min_severity=urgent", None, b"");
         assert_eq!(r.status, 400, "{}", r.body);
         // Counted.
-        wait_for("metrics", || metric(&a, "kaudit_detect_events_total") >= 3.0);
+        wait_for("metrics", || {
+            metric(&a, "kaudit_detect_events_total") >= 3.0
+        });
         assert!(metric(&a, "kaudit_alerts_total") >= 1.0);
         wait_for("deliveries metric", || {
             metric(&a, "kaudit_alert_deliveries_total{sink=\"file\"}") >= 1.0
@@ -102,8 +107,13 @@ async fn live_detection_stores_queries_and_delivers_once() {
     let o = out.clone();
     tokio::task::spawn_blocking(move || {
         let body = event_list(&[exec("x2", "bob", "sh")]);
-        assert_eq!(request(&a, "/audit", Some("sender-token"), &body).status, 200);
-        wait_for("the new alert", || lines(&o).iter().any(|l| l["auditID"] == "x2"));
+        assert_eq!(
+            request(&a, "/audit", Some("sender-token"), &body).status,
+            200
+        );
+        wait_for("the new alert", || {
+            lines(&o).iter().any(|l| l["auditID"] == "x2")
+        });
         std::thread::sleep(Duration::from_millis(300));
         let got = lines(&o);
         let x1 = got.iter().filter(|l| l["auditID"] == "x1").count();
@@ -127,7 +137,9 @@ async fn live_detection_stores_queries_and_delivers_once() {
     let (server, addr) = start(&data, &yaml).await;
     let a = addr.clone();
     tokio::task::spawn_blocking(move || {
-        wait_for("re-evaluation", || metric(&a, "kaudit_detect_events_total") >= 4.0);
+        wait_for("re-evaluation", || {
+            metric(&a, "kaudit_detect_events_total") >= 4.0
+        });
         assert!(metric(&a, "kaudit_alerts_deduplicated_total") >= 2.0);
         assert_eq!(metric(&a, "kaudit_alerts_total"), 0.0);
     })

@@ -122,7 +122,10 @@ impl Follower {
         let files = wal::list(&self.layout.wal())
             .map_err(|e| format!("{}: {e}", self.layout.wal().display()))?;
         // The file holding `next`: the last one starting at or before it.
-        let Some((first, path)) = files.into_iter().rev().find(|(first, _)| *first <= self.next)
+        let Some((first, path)) = files
+            .into_iter()
+            .rev()
+            .find(|(first, _)| *first <= self.next)
         else {
             return Ok(Step::Raced);
         };
@@ -302,7 +305,10 @@ mod tests {
 
     fn append(s: &mut Store, from: u64, n: u64) {
         let raws: Vec<String> = (from..from + n).map(event).collect();
-        let evs: Vec<Event<'_>> = raws.iter().map(|r| serde_json::from_str(r).unwrap()).collect();
+        let evs: Vec<Event<'_>> = raws
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
         let inc: Vec<Incoming<'_>> = raws
             .iter()
             .zip(&evs)

@@ -165,12 +165,18 @@ fn sinks(dir: &std::path::Path) -> Result<ExitCode> {
         .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     names.sort();
-    for p in names.iter().filter(|p| p.extension().is_some_and(|x| x == "json")) {
+    for p in names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+    {
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p)?)
             .map_err(|e| anyhow!("{}: {e}", p.display()))?;
         let next = v["next"].as_u64().unwrap_or(0);
         t.row(vec![
-            p.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+            p.file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
             next.to_string(),
             stored.saturating_sub(next).to_string(),
             v["throttle"]["groups"]

@@ -26,6 +26,13 @@ pub struct ServeArgs {
     /// Follow an audit.log (repeatable; adds to `tail`), as PATH or CLUSTER=PATH.
     #[arg(long, value_name = "[CLUSTER=]PATH")]
     tail: Vec<String>,
+    /// Rule files or directories to run live, after the built-in pack (adds to
+    /// `detect.rules`).
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Do not run detection rules on stored events (`detect.enabled: false`).
+    #[arg(long, conflicts_with = "rules")]
+    no_detect: bool,
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Config> {
@@ -56,6 +63,10 @@ fn apply(a: &ServeArgs) -> Result<Config> {
             cluster,
             poll: "200ms".into(),
         });
+    }
+    c.detect.rules.extend(a.rules.iter().cloned());
+    if a.no_detect {
+        c.detect.enabled = false;
     }
     c.check().map_err(|e| anyhow!(e))?;
     Ok(c)
