@@ -69,6 +69,11 @@ impl Notify {
             .expect("notify lock");
     }
 
+    /// The newest published count: alerts below it are durable.
+    pub fn current(&self) -> u64 {
+        *self.next.lock().expect("notify lock")
+    }
+
     fn wake(&self) {
         self.cv.notify_all();
     }
@@ -89,7 +94,10 @@ fn state_path(alerts: &Path, name: &str) -> PathBuf {
 fn save_state(path: &Path, s: &State) -> Result<(), String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     let dir = path.parent().expect("in sinks/");
-    std::fs::create_dir_all(dir).map_err(err)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        crate::log::sync_parents(dir).map_err(err)?;
+    }
     let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec(s).map_err(|e| e.to_string())?;
     {
@@ -137,8 +145,20 @@ impl Delivery {
                 Throttle::new(cfg.throttle.as_ref().unwrap_or(default_throttle)).map_err(at)?;
             let path = state_path(alerts, &cfg.name);
             let state = match std::fs::read(&path) {
-                Ok(b) => serde_json::from_slice::<State>(&b)
-                    .map_err(|e| at(format!("{}: {e}", path.display())))?,
+                Ok(b) => {
+                    let mut s = serde_json::from_slice::<State>(&b)
+                        .map_err(|e| at(format!("{}: {e}", path.display())))?;
+                    if s.next > log_next {
+                        // The log lost its end (a crash before its last fsync): the alerts
+                        // stored again under those numbers are this sink's too.
+                        log(&format!(
+                            "sink {}: its position {} is past the end of the alert log ({log_next}); going on from there",
+                            cfg.name, s.next
+                        ));
+                        s.next = log_next;
+                    }
+                    s
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Recorded at once, so that alerts it fails to deliver before its first
                     // success are still its own after a restart.
@@ -254,7 +274,7 @@ impl Worker {
 
     /// Reads more alerts from the log into `pending` (through filters and throttling).
     fn fill(&mut self, pending: &mut VecDeque<Item>) -> Result<bool, String> {
-        let batch = self.reader.read(BATCH)?;
+        let batch = self.reader.read_until(BATCH, self.notify.current())?;
         let mut sums = Vec::new();
         let read = !batch.is_empty();
         for a in batch {
@@ -302,7 +322,7 @@ impl Worker {
                 }
             }
             let items: Vec<Item> = pending.iter().take(BATCH).cloned().collect();
-            match self.sink.send(&items) {
+            match self.sink.send(&items, &self.stop) {
                 Ok(()) => {
                     self.count(&items);
                     pending.drain(..items.len());
@@ -323,6 +343,9 @@ impl Worker {
                     let done = e.delivered.min(items.len());
                     self.count(&items[..done]);
                     pending.drain(..done);
+                    if self.stopping() {
+                        break;
+                    }
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff(self.retry, failures, e.retry_after);
                     if failures == 0 || failures.is_power_of_two() {

@@ -108,6 +108,8 @@ pub struct AlertLog {
     order: VecDeque<u64>,
     buf: Vec<u8>,
     max_file: u64,
+    /// Set when a failed append could not be cut off: no more appends until reopened.
+    broken: Option<String>,
     pub recovered: Recovered,
 }
 
@@ -125,6 +127,7 @@ impl AlertLog {
         let dir = log_dir(alerts);
         let err = |p: &Path, e: io::Error| format!("{}: {e}", p.display());
         fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+        sync_parents(&dir).map_err(|e| err(&dir, e))?;
         let files = list(&dir).map_err(|e| err(&dir, e))?;
         let hasher = FixedState::with_seed(0x616c_6572);
         let mut log = AlertLog {
@@ -138,6 +141,7 @@ impl AlertLog {
             order: VecDeque::new(),
             buf: Vec::new(),
             max_file: MAX_FILE,
+            broken: None,
             recovered: Recovered::default(),
         };
         let Some((first, path)) = files.last().cloned() else {
@@ -145,9 +149,11 @@ impl AlertLog {
             return Ok(log);
         };
         // Cut a torn last line, then learn the next seq from the last complete one.
+        // Appending (O_APPEND): after a failed write is cut off, the next write goes to the
+        // new end, never past it.
         let mut f = OpenOptions::new()
             .read(true)
-            .write(true)
+            .append(true)
             .open(&path)
             .map_err(|e| err(&path, e))?;
         let mut text = Vec::new();
@@ -178,7 +184,6 @@ impl AlertLog {
             }
             next += 1;
         }
-        f.seek(SeekFrom::End(0)).map_err(|e| err(&path, e))?;
         log.file = f;
         log.file_len = good as u64;
         log.first = first;
@@ -189,7 +194,7 @@ impl AlertLog {
             let mut keys = Vec::new();
             read_file(p, 0, &mut |a: StoredAlert| {
                 keys.push(key(&log.hasher, &a.alert));
-                true
+                Next::More
             })?;
             keys.reverse();
             recent.extend(keys);
@@ -242,6 +247,9 @@ impl AlertLog {
     /// Stores `alerts` durably (one write, one fsync), skipping those already stored;
     /// `now` is the storing time in microseconds. Returns what was stored, with seqs.
     pub fn append(&mut self, alerts: &[Alert], now: i64) -> Result<Vec<StoredAlert>, String> {
+        if let Some(b) = &self.broken {
+            return Err(b.clone());
+        }
         let stored = kaudit_model::MicroTime(now).to_string();
         let mut out = Vec::new();
         let mut batch_keys = Vec::new();
@@ -276,8 +284,17 @@ impl AlertLog {
             .and_then(|()| self.file.sync_data());
         if let Err(e) = w {
             // Nothing is acknowledged: cut whatever part was written, so the file stays a
-            // sequence of whole lines.
-            let _ = self.file.set_len(self.file_len);
+            // sequence of whole lines and the seqs are given again.
+            if let Err(e2) = self
+                .file
+                .set_len(self.file_len)
+                .and_then(|()| self.file.sync_all())
+            {
+                self.broken = Some(format!(
+                    "{}: a failed append could not be cut off ({e2}); reopen the log",
+                    path.display()
+                ));
+            }
             return Err(format!("{}: {e}", path.display()));
         }
         self.file_len += self.buf.len() as u64;
@@ -294,13 +311,31 @@ impl AlertLog {
     }
 }
 
+/// Makes a directory's entry (and its parent's) durable.
+pub fn sync_parents(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()?;
+    if let Some(p) = dir.parent() {
+        File::open(p)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Reads whole lines of `path` from byte `offset`, calling `f` until it returns false;
 /// returns the offset after the last line consumed. A last line without its newline (being
 /// written) is left for later.
+/// What a [`read_file`] callback wants next.
+enum Next {
+    More,
+    /// Stop after this line.
+    After,
+    /// Stop before this line (it is left for the next read).
+    Before,
+}
+
 fn read_file(
     path: &Path,
     offset: u64,
-    f: &mut dyn FnMut(StoredAlert) -> bool,
+    f: &mut dyn FnMut(StoredAlert) -> Next,
 ) -> Result<u64, String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let mut file = File::open(path).map_err(|e| err(&e))?;
@@ -316,9 +351,10 @@ fn read_file(
         }
         let a: StoredAlert = serde_json::from_slice(&line)
             .map_err(|e| format!("{}: at byte {pos}: {e}", path.display()))?;
-        pos += n as u64;
-        if !f(a) {
-            return Ok(pos);
+        match f(a) {
+            Next::More => pos += n as u64,
+            Next::After => return Ok(pos + n as u64),
+            Next::Before => return Ok(pos),
         }
     }
 }
@@ -346,9 +382,15 @@ impl LogReader {
 
     /// Reads up to `max` alerts from `next` on.
     pub fn read(&mut self, max: usize) -> Result<Vec<StoredAlert>, String> {
+        self.read_until(max, u64::MAX)
+    }
+
+    /// Reads up to `max` alerts from `next` on, below seq `limit` (what the writer has
+    /// reported durable: a line written but not yet fsync'd is not read).
+    pub fn read_until(&mut self, max: usize, limit: u64) -> Result<Vec<StoredAlert>, String> {
         let mut out = Vec::new();
         let list_err = |e: io::Error| format!("{}: {e}", self.dir.display());
-        while out.len() < max {
+        while out.len() < max && self.next < limit {
             let (path, offset, at) = match self.pos.clone() {
                 Some(p) if p.2 == self.next => p,
                 _ => {
@@ -362,11 +404,18 @@ impl LogReader {
             let want = self.next;
             let mut at_seq = at;
             let end = read_file(&path, offset, &mut |a| {
+                if a.seq >= limit {
+                    return Next::Before;
+                }
                 at_seq = a.seq + 1;
                 if a.seq >= want {
                     out.push(a);
                 }
-                out.len() < max
+                if out.len() < max {
+                    Next::More
+                } else {
+                    Next::After
+                }
             })?;
             self.next = self.next.max(at_seq);
             self.pos = Some((path.clone(), end, at_seq));
@@ -392,7 +441,7 @@ pub fn scan(alerts: &Path, f: &mut dyn FnMut(StoredAlert) -> bool) -> Result<(),
     for (_, p) in files {
         read_file(&p, 0, &mut |a| {
             more = f(a);
-            more
+            if more { Next::More } else { Next::After }
         })?;
         if !more {
             break;
@@ -411,7 +460,7 @@ pub fn end(alerts: &Path) -> Result<u64, String> {
     let mut next = *first;
     read_file(path, 0, &mut |a| {
         next = a.seq + 1;
-        true
+        Next::More
     })?;
     Ok(next)
 }

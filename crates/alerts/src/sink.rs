@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kaudit_detect::Severity;
@@ -147,7 +148,12 @@ impl SinkConfig {
         if self.kind != SinkKind::Webhook {
             unused(!self.headers.is_empty(), "headers")?;
         }
-        kaudit_model::units::duration(&self.timeout).map_err(|e| format!("timeout: {e}"))?;
+        if kaudit_model::units::duration(&self.timeout)
+            .map_err(|e| format!("timeout: {e}"))?
+            .is_zero()
+        {
+            return Err("timeout: must be above zero".into());
+        }
         let min = kaudit_model::units::duration(&self.retry_min)
             .map_err(|e| format!("retry_min: {e}"))?;
         let max = kaudit_model::units::duration(&self.retry_max)
@@ -278,8 +284,8 @@ pub struct SendError {
 
 /// A destination.
 pub trait Sink: Send {
-    /// Delivers `items` in order.
-    fn send(&mut self, items: &[Item]) -> Result<(), SendError>;
+    /// Delivers `items` in order, stopping between two of them when `stop` is set.
+    fn send(&mut self, items: &[Item], stop: &AtomicBool) -> Result<(), SendError>;
 }
 
 /// Builds the sink a configuration describes.
@@ -377,10 +383,21 @@ impl Http {
 
 use std::io::Read as _;
 
+fn stopped(delivered: usize) -> SendError {
+    SendError {
+        delivered,
+        message: "stopping".into(),
+        retry_after: None,
+    }
+}
+
 impl Sink for Http {
-    fn send(&mut self, items: &[Item]) -> Result<(), SendError> {
+    fn send(&mut self, items: &[Item], stop: &AtomicBool) -> Result<(), SendError> {
         if self.batch {
             for (i, chunk) in items.chunks(100).enumerate() {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(stopped(i * 100));
+                }
                 let body = format!(
                     "[{}]",
                     chunk.iter().map(Item::json).collect::<Vec<_>>().join(",")
@@ -395,6 +412,9 @@ impl Sink for Http {
             return Ok(());
         }
         for (i, item) in items.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped(i));
+            }
             let body = if self.slack {
                 slack_body(item)
             } else {
@@ -642,8 +662,11 @@ pub fn syslog_message(item: &Item, facility: u8, hostname: &str, now: i64) -> St
 }
 
 impl Sink for Syslog {
-    fn send(&mut self, items: &[Item]) -> Result<(), SendError> {
+    fn send(&mut self, items: &[Item], stop: &AtomicBool) -> Result<(), SendError> {
         for (i, item) in items.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped(i));
+            }
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_micros() as i64)
@@ -669,7 +692,7 @@ struct FileSink {
 }
 
 impl Sink for FileSink {
-    fn send(&mut self, items: &[Item]) -> Result<(), SendError> {
+    fn send(&mut self, items: &[Item], _stop: &AtomicBool) -> Result<(), SendError> {
         let mut buf = String::new();
         for i in items {
             buf.push_str(&i.json());

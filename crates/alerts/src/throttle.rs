@@ -92,14 +92,15 @@ const MAX_GROUPS: usize = 100_000;
 
 /// A sink's throttling state (saved with its cursor).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Throttle {
-    #[serde(skip)]
     window: i64,
-    #[serde(skip)]
     max: u32,
-    #[serde(skip)]
     by: Vec<String>,
     groups: BTreeMap<String, Group>,
+    /// The earliest window start among the groups (so most alerts skip the expiry scan).
+    #[serde(skip)]
+    earliest: Option<i64>,
 }
 
 impl Throttle {
@@ -111,12 +112,17 @@ impl Throttle {
             max: cfg.max,
             by: cfg.by.clone(),
             groups: BTreeMap::new(),
+            earliest: None,
         })
     }
 
-    /// Takes over saved groups (when the configuration is the same kind of grouping).
+    /// Takes over saved groups, when they were made with the same settings (otherwise the
+    /// windows start afresh; suppressed counts of the old ones are not summarised).
     pub fn restore(&mut self, saved: Throttle) {
-        self.groups = saved.groups;
+        if (saved.window, saved.max, &saved.by) == (self.window, self.max, &self.by) {
+            self.earliest = saved.groups.values().map(|g| g.start).min();
+            self.groups = saved.groups;
+        }
     }
 
     fn key(&self, a: &StoredAlert) -> String {
@@ -163,6 +169,7 @@ impl Throttle {
             return false;
         }
         if self.groups.len() < MAX_GROUPS {
+            self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
             self.groups.insert(
                 k,
                 Group {
@@ -182,6 +189,9 @@ impl Throttle {
     /// something.
     pub fn expire(&mut self, now: i64, out: &mut Vec<Summary>) {
         let window = self.window;
+        if self.earliest.is_none_or(|e| e + window > now) {
+            return;
+        }
         let ended: Vec<String> = self
             .groups
             .iter()
@@ -206,6 +216,7 @@ impl Throttle {
                 });
             }
         }
+        self.earliest = self.groups.values().map(|g| g.start).min();
     }
 
     /// Groups being tracked.

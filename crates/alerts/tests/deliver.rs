@@ -203,6 +203,23 @@ fn log_dedups_survives_reopen_and_cuts_a_torn_line() {
         got.extend(b.into_iter().map(|a| a.seq));
     }
     assert_eq!(got, (3..12).collect::<Vec<_>>());
+    // Not past what the writer reported durable; the rest on the next read.
+    let mut r = LogReader::new(dir.path(), 0);
+    let first: Vec<u64> = r
+        .read_until(100, 5)
+        .unwrap()
+        .iter()
+        .map(|a| a.seq)
+        .collect();
+    assert_eq!(first, vec![0, 1, 2, 3, 4]);
+    assert!(r.read_until(100, 5).unwrap().is_empty());
+    let rest: Vec<u64> = r
+        .read_until(100, 12)
+        .unwrap()
+        .iter()
+        .map(|a| a.seq)
+        .collect();
+    assert_eq!(rest, (5..12).collect::<Vec<_>>());
 }
 
 #[test]

@@ -42,9 +42,9 @@ fn save(path: &Path, s: &Saved) -> Result<(), String> {
     use std::io::Write;
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     let tmp = path.with_extension("json.tmp");
+    let body = serde_json::to_vec(s).map_err(|e| e.to_string())?;
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    serde_json::to_writer(&mut f, s).map_err(|e| e.to_string())?;
-    f.flush().map_err(err)?;
+    f.write_all(&body).map_err(err)?;
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)?;
     std::fs::File::open(path.parent().expect("in alerts/"))
@@ -68,17 +68,29 @@ pub struct Detector {
     delivery: Delivery,
 }
 
+/// The alert log opened, the saved state read and the sinks started: everything that can
+/// be refused, done before the server listens.
+pub struct Prepared {
+    data: PathBuf,
+    alert_log: AlertLog,
+    saved: Option<Saved>,
+    delivery: Delivery,
+    rules: RuleSet,
+    from_start: bool,
+    min_severity: kaudit_detect::Severity,
+    save_every: Duration,
+    sinks: usize,
+}
+
 impl Detector {
-    /// Opens the alert log, starts the sinks, and starts following the store from the saved
-    /// position (first time: the store's current size, or 0 with `from_start`).
-    pub fn start(
+    /// Opens the alert log (cutting a torn last line), reads the detector's saved position
+    /// and starts the sinks.
+    pub fn prepare(
         data: &Path,
         cfg: &Detect,
         rules: RuleSet,
-        committed: Arc<AtomicU64>,
-        metrics: Arc<Metrics>,
         log: Log,
-    ) -> Result<Detector, String> {
+    ) -> Result<Prepared, String> {
         let alerts_dir = data.join("alerts");
         let alert_log = AlertLog::open(&alerts_dir)?;
         if let Some(f) = &alert_log.recovered.file {
@@ -88,6 +100,18 @@ impl Detector {
                 f.display()
             ));
         }
+        let path = saved_path(data);
+        let saved = match std::fs::read(&path) {
+            Ok(b) => Some(serde_json::from_slice::<Saved>(&b).map_err(|e| {
+                format!(
+                    "{}: {e} (remove it to start detection afresh)",
+                    path.display()
+                )
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let save_every = kaudit_model::units::duration(&cfg.save_every)?;
         let l2 = log.clone();
         let delivery = Delivery::start(
             &alerts_dir,
@@ -96,66 +120,100 @@ impl Detector {
             alert_log.next_seq(),
             Arc::new(move |m: &str| l2(m)),
         )?;
-        let path = saved_path(data);
-        let rules = Arc::new(rules);
+        Ok(Prepared {
+            data: data.to_path_buf(),
+            alert_log,
+            saved,
+            delivery,
+            rules,
+            from_start: cfg.from_start,
+            min_severity: cfg.min_severity,
+            save_every,
+            sinks: cfg.sinks.len(),
+        })
+    }
+}
+
+impl Prepared {
+    /// Starts following the store from the saved position (the first time: `committed`, the
+    /// store's size, or 0 with `from_start`).
+    pub fn start(
+        self,
+        committed: Arc<AtomicU64>,
+        metrics: Arc<Metrics>,
+        log: Log,
+    ) -> Result<Detector, String> {
+        let path = saved_path(&self.data);
+        let rules = Arc::new(self.rules);
         let mut engine = Engine::new(rules.clone());
-        let next = match std::fs::read(&path) {
-            Ok(b) => {
-                let s: Saved =
-                    serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", path.display()))?;
+        let next = match self.saved {
+            Some(s) => {
                 engine.restore(s.engine);
                 s.next
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let next = if cfg.from_start {
+            None => {
+                let next = if self.from_start {
                     0
                 } else {
                     committed.load(Ordering::Acquire)
                 };
-                save(
-                    &path,
-                    &Saved {
-                        next,
-                        engine: engine.snapshot(),
-                    },
-                )?;
+                let first = Saved {
+                    next,
+                    engine: engine.snapshot(),
+                };
+                if let Err(e) = save(&path, &first) {
+                    self.delivery.stop();
+                    return Err(e);
+                }
                 next
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let enabled = rules.rules.iter().filter(|r| r.enabled).count();
         metrics.detect_rules.set(enabled as u64);
         log(&format!(
             "detect: {enabled} rules on, from event {next}; {} sink(s)",
-            cfg.sinks.len()
+            self.sinks
         ));
         let stop = Arc::new(AtomicBool::new(false));
-        let save_every = kaudit_model::units::duration(&cfg.save_every)?;
         let run = Run {
-            follower: Follower::new(data, next),
+            follower: Follower::new(&self.data, next),
             engine,
-            alert_log,
-            min_severity: cfg.min_severity,
+            alert_log: self.alert_log,
+            unstored: Vec::new(),
+            min_severity: self.min_severity,
             committed,
             metrics,
             log,
             path,
-            save_every,
+            save_every: self.save_every,
             stop: stop.clone(),
-            notify: delivery.notify.clone(),
-            stats: delivery.stats.clone(),
+            notify: self.delivery.notify.clone(),
+            stats: self.delivery.stats.clone(),
         };
-        let thread = std::thread::Builder::new()
+        let thread = match std::thread::Builder::new()
             .name("kaudit-detect".into())
             .spawn(move || run.run())
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(t) => t,
+            Err(e) => {
+                self.delivery.stop();
+                return Err(e.to_string());
+            }
+        };
         Ok(Detector {
             stop,
             thread,
-            delivery,
+            delivery: self.delivery,
         })
     }
 
+    /// Stops the sinks (when the server does not get as far as starting detection).
+    pub fn abandon(self) {
+        self.delivery.stop();
+    }
+}
+
+impl Detector {
     /// Evaluates what is left (for up to 10 s), saves the position, stops the sinks.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -168,6 +226,9 @@ struct Run {
     follower: Follower,
     engine: Engine,
     alert_log: AlertLog,
+    /// Alerts of events already evaluated that the log refused (a full disk): stored before
+    /// anything else is read, and the position is not saved while any wait.
+    unstored: Vec<kaudit_detect::Alert>,
     min_severity: kaudit_detect::Severity,
     committed: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
@@ -194,7 +255,7 @@ impl Run {
             let behind = to.saturating_sub(self.follower.next());
             self.metrics.detect_lag.set(behind);
             let mut progressed = false;
-            if behind > 0 {
+            if behind > 0 || !self.unstored.is_empty() {
                 match self.step(to) {
                     Ok(n) => {
                         progressed = n > 0;
@@ -241,6 +302,10 @@ impl Run {
 
     /// Evaluates up to [`STEP`] events and stores their alerts; returns the events read.
     fn step(&mut self, to: u64) -> Result<u64, String> {
+        if !self.unstored.is_empty() {
+            let waiting = std::mem::take(&mut self.unstored);
+            self.store(waiting)?;
+        }
         let mut alerts = Vec::new();
         let engine = &mut self.engine;
         let p = self.follower.read(to, STEP, |_, rec| {
@@ -260,27 +325,47 @@ impl Run {
                 p.pruned
             ));
         }
+        if p.undecodable > 0 {
+            (self.log)(&format!(
+                "detect: {} stored records could not be read and were passed over (run `kaudit verify`)",
+                p.undecodable
+            ));
+        }
         let min = self.min_severity;
         alerts.retain(|a| a.severity >= min);
-        if !alerts.is_empty() {
-            let n = alerts.len() as u64;
-            let stored = self.alert_log.append(&alerts, kaudit_store::now_micros())?;
-            self.metrics
-                .alerts_deduplicated
-                .inc_by(n - stored.len() as u64);
-            for a in &stored {
-                self.metrics
-                    .alerts
-                    .get_or_create(&AlertLabel {
-                        rule: a.alert.rule.clone(),
-                        severity: a.alert.severity.as_str().to_string(),
-                    })
-                    .inc();
-            }
-            self.notify.publish(self.alert_log.next_seq());
-        }
+        let stored = self.store(alerts);
         self.metrics.detect_events.inc_by(p.read);
-        Ok(p.read + p.pruned)
+        stored?;
+        Ok(p.read + p.pruned + p.undecodable)
+    }
+
+    /// Appends alerts to the log and wakes the sinks; on failure keeps them for the next try.
+    fn store(&mut self, alerts: Vec<kaudit_detect::Alert>) -> Result<(), String> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let n = alerts.len() as u64;
+        let stored = match self.alert_log.append(&alerts, kaudit_store::now_micros()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.unstored = alerts;
+                return Err(format!("storing {n} alert(s): {e}"));
+            }
+        };
+        self.metrics
+            .alerts_deduplicated
+            .inc_by(n - stored.len() as u64);
+        for a in &stored {
+            self.metrics
+                .alerts
+                .get_or_create(&AlertLabel {
+                    rule: a.alert.rule.clone(),
+                    severity: a.alert.severity.as_str().to_string(),
+                })
+                .inc();
+        }
+        self.notify.publish(self.alert_log.next_seq());
+        Ok(())
     }
 }
 

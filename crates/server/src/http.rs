@@ -526,6 +526,9 @@ struct AlertParams {
     limit: usize,
 }
 
+/// Alerts per `/api/v1/alerts` answer at most.
+const MAX_ALERTS: usize = 10_000;
+
 /// `GET /api/v1/alerts`: stored alerts, oldest first (the newest `limit`, default 100).
 async fn alerts(
     State(s): State<Arc<AppState>>,
@@ -546,7 +549,12 @@ async fn alerts(
         cluster: p.cluster,
         namespace: p.namespace,
         after_seq: p.after_seq,
-        limit: (p.limit > 0).then_some(p.limit),
+        // At most this many per answer (page with after_seq); 0 means the most.
+        limit: Some(if p.limit == 0 {
+            MAX_ALERTS
+        } else {
+            p.limit.min(MAX_ALERTS)
+        }),
         ..Default::default()
     };
     if let Some(m) = &p.min_severity {

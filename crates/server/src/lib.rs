@@ -126,18 +126,28 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         tls::ensure_generated(&cfg.data, &cfg.tls.hosts)?;
     }
     let (tokens, cns) = credentials(&cfg)?;
-    // Rules and sinks are checked before anything listens.
-    let rules = if cfg.detect.enabled {
-        Some(detector::rules(&cfg.detect)?)
+    // Detection (rules, the alert log, the saved position, the sinks) is checked before
+    // anything listens: the server does not run without the detections asked for.
+    let prepared = if cfg.detect.enabled {
+        let rules = detector::rules(&cfg.detect)?;
+        Some(detector::Detector::prepare(
+            &cfg.data,
+            &cfg.detect,
+            rules,
+            log.clone(),
+        )?)
     } else {
         None
     };
-    for s in &cfg.detect.sinks {
-        kaudit_alerts::sink::build(s).map_err(|e| format!("detect.sinks ({}): {e}", s.name))?;
-    }
-    let listener = TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
+    let listener = match TcpListener::bind(&cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(p) = prepared {
+                p.abandon();
+            }
+            return Err(format!("listen {}: {e}", cfg.listen));
+        }
+    };
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
     let state = Arc::new(AppState {
@@ -242,7 +252,6 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
     let data = cfg.data.clone();
     let st = state.clone();
     let tails = cfg.tail.clone();
-    let detect_cfg = cfg.detect.clone();
     let done = tokio::spawn(async move {
         let l = log.clone();
         let opened = tokio::task::spawn_blocking(move || Store::open(&data, store_opts))
@@ -252,6 +261,9 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
             Ok(s) => s,
             Err(e) => {
                 log(&format!("opening the store: {e}"));
+                if let Some(p) = prepared {
+                    let _ = tokio::task::spawn_blocking(move || p.abandon()).await;
+                }
                 let _ = accept.await;
                 return Err(e);
             }
@@ -272,18 +284,11 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         let size = store.size();
         let (writer, writer_thread) = Writer::start(store, hk, metrics.clone(), l.clone());
         let _ = st.writer.set(writer.clone());
-        let detector = match rules {
-            Some(rules) => match detector::Detector::start(
-                &st.data,
-                &detect_cfg,
-                rules,
-                writer.committed.clone(),
-                metrics.clone(),
-                l.clone(),
-            ) {
+        let detector = match prepared {
+            Some(p) => match p.start(writer.committed.clone(), metrics.clone(), l.clone()) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    // Ingestion goes on; events wait on disk for detection to start again.
+                    // Ingestion goes on; the events wait on disk for detection.
                     l(&format!("detect: not started: {e}"));
                     None
                 }
@@ -357,12 +362,13 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
             writer.stop();
             let r = writer_thread
                 .join()
-                .map_err(|_| "the writer thread panicked".to_string())?;
-            // After the writer: the detector evaluates everything stored before it stops.
+                .map_err(|_| "the writer thread panicked".to_string());
+            // After the writer (however it ended): the detector evaluates everything stored
+            // before it stops.
             if let Some(d) = detector {
                 d.stop();
             }
-            r
+            r?
         })
         .await
         .map_err(|e| e.to_string())?

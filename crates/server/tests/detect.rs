@@ -167,6 +167,19 @@ async fn bad_detect_configuration_is_refused_before_listening() {
         Err(e) => e,
     };
     assert!(e.contains("detect.enable") && e.contains("k8s.nope"), "{e}");
+    // A damaged saved position is named, not silently replaced.
+    std::fs::create_dir_all(tmp.path().join("alerts")).unwrap();
+    std::fs::write(tmp.path().join("alerts/detector.json"), "{\"next\": ").unwrap();
+    let cfg = kaudit_server::Config::parse(&format!(
+        "data: {}\nlisten: 127.0.0.1:0\ntls: {{enabled: false}}\n",
+        tmp.path().display()
+    ))
+    .unwrap();
+    let e = match kaudit_server::start(cfg, std::sync::Arc::new(|_: &str| {})).await {
+        Ok(_) => panic!("started"),
+        Err(e) => e,
+    };
+    assert!(e.contains("detector.json"), "{e}");
     let e = kaudit_server::Config::parse(
         "detect:\n  sinks:\n    - name: s\n      type: syslog\n      address: 10.0.0.1\n",
     )

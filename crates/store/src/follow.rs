@@ -24,6 +24,8 @@ pub struct Progress {
     pub read: u64,
     /// Leaves that could not be read because retention removed them first.
     pub pruned: u64,
+    /// WAL records passed over because they do not decode (`kaudit verify` names them).
+    pub undecodable: u64,
 }
 
 /// Where a follower is in the current WAL file.
@@ -74,7 +76,14 @@ impl Follower {
         let mut tries = 0;
         while self.next < to && p.read < max {
             let before = (self.next, p.read);
-            match self.step(to, max - p.read, &mut p, &mut f)? {
+            let step = match self.step(to, max - p.read, &mut p, &mut f) {
+                Ok(s) => s,
+                // What was read before the error is returned; the next call meets the error
+                // again (or not, if it was passing).
+                Err(_) if p.read > 0 || p.pruned > 0 => return Ok(p),
+                Err(e) => return Err(e),
+            };
+            match step {
                 Step::More => {}
                 Step::Done => break,
                 Step::Raced => {
@@ -171,7 +180,11 @@ impl Follower {
             at = end;
         }
         if groups.is_empty() {
-            return Ok(Step::Done);
+            return Err(format!(
+                "{}: the manifest lists no row group holding leaf {} (run `kaudit verify`)",
+                self.layout.manifest().display(),
+                self.next
+            ));
         }
         let path = self.layout.segments().join(&s.file);
         let mut leaf_next = self.next;
@@ -203,21 +216,19 @@ impl Follower {
                 Ok(())
             },
         );
+        // Whatever happened, the records handed on are done with.
+        let moved = leaf_next > self.next;
+        self.next = leaf_next;
         match r {
-            Ok(()) => {
-                if leaf_next == self.next {
-                    // The groups held none of the leaves wanted: the manifest lied.
-                    return Err(format!(
-                        "{}: leaf {} is not where the manifest says (run `kaudit verify`)",
-                        path.display(),
-                        self.next
-                    ));
-                }
-                self.next = leaf_next;
-                Ok(Step::More)
-            }
+            Ok(()) if moved => Ok(Step::More),
+            // The groups held none of the leaves wanted: the manifest is wrong.
+            Ok(()) => Err(format!(
+                "{}: leaf {} is not where the manifest says (run `kaudit verify`)",
+                path.display(),
+                self.next
+            )),
             // Removed by retention meanwhile.
-            Err(_) if !path.exists() => Ok(Step::Raced),
+            Err(_) if !moved && !path.exists() => Ok(Step::Raced),
             Err(e) => Err(e),
         }
     }
@@ -230,10 +241,25 @@ impl Follower {
         p: &mut Progress,
         f: &mut impl FnMut(u64, StoredRecord<'_>),
     ) -> Result<Step, String> {
+        if w.offset == wal::HEADER {
+            // A file not read before: its header must agree with its name before any of its
+            // records is handed on under a leaf number.
+            match wal::first_leaf(&w.path) {
+                Ok(first) if first == w.first => {}
+                Ok(first) => {
+                    return Err(format!(
+                        "{}: its header says it starts at leaf {first} (run `kaudit verify`)",
+                        w.path.display()
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Step::Raced),
+                Err(e) => return Err(format!("{}: {e}", w.path.display())),
+            }
+        }
         let mut leaf = w.leaf;
         let want = self.next;
-        let mut bad = None;
         let mut read = 0u64;
+        let mut undecodable = 0u64;
         let scan = wal::scan_from(&w.path, w.offset, |_, payload| {
             if leaf >= want {
                 match StoredRecord::decode(payload) {
@@ -241,35 +267,29 @@ impl Follower {
                         f(leaf, r);
                         read += 1;
                     }
-                    Err(e) => bad = Some(e),
+                    // Passed over and counted; `kaudit verify` names it.
+                    Err(_) => undecodable += 1,
                 }
             }
             leaf += 1;
-            bad.is_none() && leaf < to && read < max
+            leaf < to && read < max
         });
+        // Whatever happened, the records handed on are done with.
+        p.read += read;
+        p.undecodable += undecodable;
+        self.next = self.next.max(leaf);
         let scan = match scan {
             Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Step::Raced),
-            Err(e) => return Err(format!("{}: {e}", w.path.display())),
+            Err(e) => {
+                self.wal = None;
+                if e.kind() == std::io::ErrorKind::NotFound && leaf == w.leaf {
+                    return Ok(Step::Raced);
+                }
+                return Err(format!("{}: {e}", w.path.display()));
+            }
         };
-        if let Some(e) = bad {
-            return Err(format!(
-                "{}: leaf {}: {e} (run `kaudit verify`)",
-                w.path.display(),
-                leaf - 1
-            ));
-        }
-        if scan.first != w.first {
-            return Err(format!(
-                "{}: its header says it starts at leaf {}",
-                w.path.display(),
-                scan.first
-            ));
-        }
-        p.read += read;
         w.offset = scan.valid_len;
         w.leaf = leaf;
-        self.next = self.next.max(leaf);
         let moved = w.leaf > want || read > 0;
         self.wal = Some(w);
         if moved {
@@ -365,6 +385,36 @@ mod tests {
         let (got, _) = users(&mut g, 160, 1000);
         assert_eq!(got.first().unwrap().0, 150);
         assert_eq!(got.len(), 10);
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn leaves_removed_by_retention_are_counted_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            seal_rows: 50,
+            ..Options::default()
+        };
+        let mut s = Store::open(dir.path(), opts).unwrap();
+        for i in 0..4 {
+            append(&mut s, i * 50, 50);
+        }
+        s.poll_seals(true).unwrap();
+        assert!(s.manifest().segments.len() >= 3);
+        let mut f = Follower::new(dir.path(), 10);
+        let (got, _) = users(&mut f, s.size(), 5);
+        assert_eq!(got[0].0, 10);
+        // Retention removes the oldest segments (keep about one segment's bytes).
+        let one = s.manifest().segments.last().unwrap().bytes;
+        let removed = s.retain(None, Some(one), i64::MAX).unwrap();
+        assert!(!removed.is_empty());
+        let first = s.manifest().segments.first().unwrap().first_leaf;
+        let at = f.next();
+        let (got, p) = users(&mut f, s.size(), 1000);
+        assert_eq!(p.pruned, first - at, "{p:?}");
+        assert_eq!(got.first().unwrap().0, first);
+        assert_eq!(got.last().unwrap().0, s.size() - 1);
+        assert_eq!(got.len() as u64, s.size() - first);
         s.close().unwrap();
     }
 }

@@ -44,6 +44,19 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// The first leaf index a WAL file's header gives.
+pub fn first_leaf(path: &Path) -> io::Result<u64> {
+    let mut header = [0u8; HEADER as usize];
+    File::open(path)?.read_exact(&mut header)?;
+    if &header[..11] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a kaudit WAL file (bad header)",
+        ));
+    }
+    Ok(u64::from_le_bytes(header[11..19].try_into().unwrap()))
+}
+
 /// Appends one frame to `buf`.
 pub fn frame(flags: u8, payload: &[u8], buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
