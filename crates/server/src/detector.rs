@@ -256,7 +256,11 @@ impl Run {
             self.metrics.detect_lag.set(behind);
             let mut progressed = false;
             if behind > 0 || !self.unstored.is_empty() {
-                match self.step(to) {
+                let r = self.step(to);
+                self.metrics
+                    .detect_lag
+                    .set(to.saturating_sub(self.follower.next()));
+                match r {
                     Ok(n) => {
                         progressed = n > 0;
                         if reported.take().is_some() {
