@@ -35,3 +35,5 @@ echo "== kaudit installed at $bin; demo files in $demo"
 "$bin" ask top-users --data "$demo/data" --limit 10
 "$bin" ask exec --data "$demo/data" --limit 10
 "$bin" query --data "$demo/data" 'resource=secrets verb=get,list user!=system:*' --limit 10
+# Detections: the built-in pack over the same traffic (the high and critical alerts).
+"$bin" detect --min-severity high "$demo/audit.log" | head -n 15

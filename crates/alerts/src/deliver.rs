@@ -112,6 +112,46 @@ fn save_state(path: &Path, s: &State) -> Result<(), String> {
         .map_err(err)
 }
 
+/// Where a sink is, as its cursor file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub name: String,
+    /// Every alert before this seq has been handled.
+    pub next: u64,
+    /// Throttling windows open.
+    pub throttle_groups: usize,
+}
+
+/// The positions of every sink that has run on this alerts directory, by name.
+pub fn positions(alerts: &Path) -> Result<Vec<Position>, String> {
+    let dir = alerts.join("sinks");
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let p = e.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        let Some(name) = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let b = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let s: State = serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))?;
+        out.push(Position {
+            name: name.to_string(),
+            next: s.next,
+            throttle_groups: s.throttle.groups(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 /// The running sinks.
 pub struct Delivery {
     stop: Arc<AtomicBool>,

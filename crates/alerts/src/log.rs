@@ -113,14 +113,6 @@ pub struct AlertLog {
     pub recovered: Recovered,
 }
 
-/// What one append did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Appended {
-    pub stored: u64,
-    /// Alerts already in the log, not stored again.
-    pub duplicates: u64,
-}
-
 impl AlertLog {
     /// Opens (creating) the log in `alerts/log/`; cuts a torn last line.
     pub fn open(alerts: &Path) -> Result<AlertLog, String> {
@@ -130,97 +122,81 @@ impl AlertLog {
         sync_parents(&dir).map_err(|e| err(&dir, e))?;
         let files = list(&dir).map_err(|e| err(&dir, e))?;
         let hasher = FixedState::with_seed(0x616c_6572);
+        let mut recovered = Recovered::default();
+        let (first, file, file_len, next, last_keys) = match files.last() {
+            None => (0, create(&dir, 0)?, 0, 0, Vec::new()),
+            Some((first, path)) => {
+                // Appending (O_APPEND): after a failed write is cut off, the next write goes
+                // to the new end, never past it.
+                let mut f = OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| err(path, e))?;
+                let mut text = Vec::new();
+                f.read_to_end(&mut text).map_err(|e| err(path, e))?;
+                // Cut a torn last line (a crash mid-append: never acknowledged).
+                let good = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                if good < text.len() {
+                    f.set_len(good as u64).map_err(|e| err(path, e))?;
+                    f.sync_all().map_err(|e| err(path, e))?;
+                    recovered = Recovered {
+                        torn_bytes: (text.len() - good) as u64,
+                        file: Some(path.clone()),
+                    };
+                }
+                // The next seq, and this file's keys, from its complete lines.
+                let mut next = *first;
+                let mut keys = Vec::new();
+                for (i, line) in text[..good].split(|b| *b == b'\n').enumerate() {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let at = |e: String| format!("{}: line {}: {e}", path.display(), i + 1);
+                    let a: StoredAlert =
+                        serde_json::from_slice(line).map_err(|e| at(e.to_string()))?;
+                    if a.seq != next {
+                        return Err(at(format!("seq {} where {next} was expected", a.seq)));
+                    }
+                    keys.push(key(&hasher, &a.alert));
+                    next += 1;
+                }
+                (*first, f, good as u64, next, keys)
+            }
+        };
+        // The keys of the most recent alerts, newest first: the last file's, then older ones'.
+        let mut recent = last_keys;
+        recent.reverse();
+        for (_, p) in files.iter().rev().skip(1) {
+            if recent.len() >= DEDUP_KEYS {
+                break;
+            }
+            let mut keys = Vec::new();
+            read_file(p, 0, &mut |a: StoredAlert| {
+                keys.push(key(&hasher, &a.alert));
+                Next::More
+            })?;
+            recent.extend(keys.into_iter().rev());
+        }
+        recent.truncate(DEDUP_KEYS);
         let mut log = AlertLog {
-            file: File::open("/dev/null").map_err(|e| err(Path::new("/dev/null"), e))?,
-            dir: dir.clone(),
-            file_len: 0,
-            first: 0,
-            next: 0,
+            dir,
+            file,
+            file_len,
+            first,
+            next,
             hasher,
             keys: HashSet::new(),
             order: VecDeque::new(),
             buf: Vec::new(),
             max_file: MAX_FILE,
             broken: None,
-            recovered: Recovered::default(),
+            recovered,
         };
-        let Some((first, path)) = files.last().cloned() else {
-            log.file = log.create(0)?;
-            return Ok(log);
-        };
-        // Cut a torn last line, then learn the next seq from the last complete one.
-        // Appending (O_APPEND): after a failed write is cut off, the next write goes to the
-        // new end, never past it.
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| err(&path, e))?;
-        let mut text = Vec::new();
-        f.read_to_end(&mut text).map_err(|e| err(&path, e))?;
-        let good = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        if good < text.len() {
-            f.set_len(good as u64).map_err(|e| err(&path, e))?;
-            f.sync_all().map_err(|e| err(&path, e))?;
-            log.recovered = Recovered {
-                torn_bytes: (text.len() - good) as u64,
-                file: Some(path.clone()),
-            };
-        }
-        let mut next = first;
-        for (i, line) in text[..good].split(|b| *b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let a: StoredAlert = serde_json::from_slice(line)
-                .map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1))?;
-            if a.seq != next {
-                return Err(format!(
-                    "{}: line {}: seq {} where {next} was expected",
-                    path.display(),
-                    i + 1,
-                    a.seq
-                ));
-            }
-            next += 1;
-        }
-        log.file = f;
-        log.file_len = good as u64;
-        log.first = first;
-        log.next = next;
-        // Remember the keys of the most recent alerts, newest files first.
-        let mut recent: Vec<u64> = Vec::new();
-        for (_, p) in files.iter().rev() {
-            let mut keys = Vec::new();
-            read_file(p, 0, &mut |a: StoredAlert| {
-                keys.push(key(&log.hasher, &a.alert));
-                Next::More
-            })?;
-            keys.reverse();
-            recent.extend(keys);
-            if recent.len() >= DEDUP_KEYS {
-                break;
-            }
-        }
-        recent.truncate(DEDUP_KEYS);
         for k in recent.into_iter().rev() {
             log.remember(k);
         }
         Ok(log)
-    }
-
-    fn create(&self, first: u64) -> Result<File, String> {
-        let p = file_name(&self.dir, first);
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&p)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("{}: {e}", self.dir.display()))?;
-        Ok(f)
     }
 
     fn remember(&mut self, k: u64) {
@@ -273,7 +249,7 @@ impl AlertLog {
             return Ok(out);
         }
         if self.file_len >= self.max_file {
-            self.file = self.create(self.next)?;
+            self.file = create(&self.dir, self.next)?;
             self.file_len = 0;
             self.first = self.next;
         }
@@ -304,11 +280,21 @@ impl AlertLog {
         }
         Ok(out)
     }
+}
 
-    /// Duplicate check without storing (for counting).
-    pub fn contains(&self, a: &Alert) -> bool {
-        self.keys.contains(&key(&self.hasher, a))
-    }
+/// Creates the log file starting at `first`, durably (its directory entry too).
+fn create(dir: &Path, first: u64) -> Result<File, String> {
+    let p = file_name(dir, first);
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&p)
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(f)
 }
 
 /// Makes a directory's entry (and its parent's) durable.
@@ -342,6 +328,7 @@ fn read_file(
     file.seek(SeekFrom::Start(offset)).map_err(|e| err(&e))?;
     let mut r = BufReader::with_capacity(1 << 16, file);
     let mut pos = offset;
+    let mut lines = 0u64;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -349,8 +336,15 @@ fn read_file(
         if n == 0 || line.last() != Some(&b'\n') {
             return Ok(pos);
         }
-        let a: StoredAlert = serde_json::from_slice(&line)
-            .map_err(|e| format!("{}: at byte {pos}: {e}", path.display()))?;
+        lines += 1;
+        let a: StoredAlert = serde_json::from_slice(&line[..n - 1]).map_err(|e| {
+            let at = if offset == 0 {
+                format!("line {lines}")
+            } else {
+                format!("byte {pos}")
+            };
+            format!("{}: {at}: {e}", path.display())
+        })?;
         match f(a) {
             Next::More => pos += n as u64,
             Next::After => return Ok(pos + n as u64),

@@ -4,23 +4,19 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 use kaudit_detect::Severity;
-use serde::Deserialize;
 
 use crate::log::{self, StoredAlert};
 use crate::sink::glob;
 
 /// Which alerts; every field narrows.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Debug, Default)]
 pub struct AlertQuery {
     /// Rule id, `*` matching any run of characters (`k8s.exec.*`).
     pub rule: Option<String>,
     pub min_severity: Option<Severity>,
     /// Event time at or after (microseconds since the epoch).
-    #[serde(skip)]
     pub since: Option<i64>,
     /// Event time before.
-    #[serde(skip)]
     pub until: Option<i64>,
     pub user: Option<String>,
     pub cluster: Option<String>,
@@ -53,14 +49,27 @@ impl AlertQuery {
     }
 }
 
-/// The matching alerts, oldest first (the newest `limit` of them), and how many matched.
-pub fn run(alerts: &Path, q: &AlertQuery) -> Result<(Vec<StoredAlert>, u64), String> {
+/// What [`run`] found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The matching alerts, oldest first (the newest `limit` of them).
+    pub alerts: Vec<StoredAlert>,
+    /// How many matched.
+    pub total: u64,
+    /// The seq after the last alert read (where following the log goes on).
+    pub end: u64,
+}
+
+/// The alerts matching `q`.
+pub fn run(alerts: &Path, q: &AlertQuery) -> Result<Found, String> {
     let mut out = VecDeque::new();
     let mut total = 0u64;
+    let mut end = 0u64;
     if !log::log_dir(alerts).exists() {
-        return Ok((Vec::new(), 0));
+        return Ok(Found::default());
     }
     log::scan(alerts, &mut |a| {
+        end = a.seq + 1;
         if q.matches(&a) {
             total += 1;
             out.push_back(a);
@@ -70,7 +79,11 @@ pub fn run(alerts: &Path, q: &AlertQuery) -> Result<(Vec<StoredAlert>, u64), Str
         }
         true
     })?;
-    Ok((out.into(), total))
+    Ok(Found {
+        alerts: out.into(),
+        total,
+        end,
+    })
 }
 
 /// `1h`, `7d` (that long before `now`) or an RFC 3339 time, in microseconds.

@@ -3,7 +3,7 @@
 //! UDP or TCP), and a file or standard output (JSON lines).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -372,16 +372,17 @@ impl Http {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let mut body = String::new();
-        let _ =
-            std::io::Read::read_to_string(&mut resp.into_body().into_reader().take(512), &mut body);
+        let _ = resp
+            .into_body()
+            .into_reader()
+            .take(512)
+            .read_to_string(&mut body);
         Err((
             format!("HTTP {status}: {}", body.trim().replace('\n', " ")),
             retry_after,
         ))
     }
 }
-
-use std::io::Read as _;
 
 fn stopped(delivered: usize) -> SendError {
     SendError {

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -450,5 +449,4 @@ fn a_new_sink_starts_at_the_end_of_history() {
     d.stop();
     let line = std::fs::read_to_string(&out).unwrap();
     assert!(line.contains("\"seq\":1"), "{line}");
-    let _ = Path::new("");
 }

@@ -302,16 +302,10 @@ impl Config {
             .throttle
             .check()
             .map_err(|e| format!("detect.throttle.{e}"))?;
-        let mut names = std::collections::HashSet::new();
+        // (Unique sink names are checked where they matter, when the sinks start.)
         for (i, s) in self.detect.sinks.iter().enumerate() {
             s.check()
                 .map_err(|e| format!("detect.sinks[{i}] ({}).{e}", s.name))?;
-            if !names.insert(&s.name) {
-                return Err(format!(
-                    "detect.sinks[{i}] ({}): another sink has this name",
-                    s.name
-                ));
-            }
         }
         for (i, t) in self.api.tokens.iter().enumerate() {
             if t.trim().len() < 8 {

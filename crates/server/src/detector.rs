@@ -281,8 +281,9 @@ impl Run {
                 Instant::now() >= d
                     || self.follower.next() >= self.committed.load(Ordering::Acquire)
             });
-            if (saved_next != self.follower.next() && saved_at.elapsed() >= self.save_every) || done
-            {
+            // Never past alerts not yet stored: after a crash they are raised again from here.
+            let due = saved_next != self.follower.next() && saved_at.elapsed() >= self.save_every;
+            if self.unstored.is_empty() && (due || done) {
                 let s = Saved {
                     next: self.follower.next(),
                     engine: self.engine.snapshot(),

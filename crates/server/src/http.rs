@@ -577,9 +577,9 @@ async fn alerts(
     let dir = s.data.join("alerts");
     let r = tokio::task::spawn_blocking(move || kaudit_alerts::query::run(&dir, &q)).await;
     match r {
-        Ok(Ok((list, total))) => json(
+        Ok(Ok(found)) => json(
             StatusCode::OK,
-            &serde_json::json!({"total": total, "alerts": list}),
+            &serde_json::json!({"total": found.total, "alerts": found.alerts}),
         ),
         Ok(Err(e)) => json(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -148,10 +148,9 @@ async fn live_detection_stores_queries_and_delivers_once() {
     server.shutdown().await.unwrap();
     assert_eq!(lines(&out).len(), before);
     // And the CLI's view agrees with the log.
-    let (list, total) =
-        kaudit_alerts::query::run(&data.join("alerts"), &Default::default()).unwrap();
-    assert_eq!(total as usize, list.len());
-    assert_eq!(total as usize, before);
+    let found = kaudit_alerts::query::run(&data.join("alerts"), &Default::default()).unwrap();
+    assert_eq!(found.total as usize, found.alerts.len());
+    assert_eq!(found.total as usize, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,6 @@
 //! `kaudit alerts`: the alerts `kaudit serve` stored (and where each sink is).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -100,24 +99,25 @@ pub fn alerts(a: AlertsArgs) -> Result<ExitCode> {
         after_seq: None,
         limit: (a.limit > 0).then_some(a.limit),
     };
-    let (list, total) = query::run(&dir, &q).map_err(|e| anyhow!(e))?;
+    let found = query::run(&dir, &q).map_err(|e| anyhow!(e))?;
+    let (list, total) = (&found.alerts, found.total);
     let mut out = std::io::stdout().lock();
     match a.output {
         AlertFormat::Table => {
             if !list.is_empty() {
                 let mut t = Table::new(HEADER);
-                for s in &list {
+                for s in list {
                     t.row(row(s));
                 }
                 t.write(&mut out)?;
             }
         }
         AlertFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &list).map_err(std::io::Error::from)?;
+            serde_json::to_writer_pretty(&mut out, list).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
         }
         AlertFormat::Ndjson => {
-            for s in &list {
+            for s in list {
                 serde_json::to_writer(&mut out, s).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;
             }
@@ -136,8 +136,8 @@ pub fn alerts(a: AlertsArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    // Follow: from the end of what the log holds now.
-    let mut reader = LogReader::new(&dir, kaudit_alerts::log::end(&dir).map_err(|e| anyhow!(e))?);
+    // Follow: from where the query stopped reading.
+    let mut reader = LogReader::new(&dir, found.end);
     let mut q2 = q.clone();
     q2.limit = None;
     loop {
@@ -161,28 +161,12 @@ pub fn alerts(a: AlertsArgs) -> Result<ExitCode> {
 fn sinks(dir: &std::path::Path) -> Result<ExitCode> {
     let stored = kaudit_alerts::log::end(dir).map_err(|e| anyhow!(e))?;
     let mut t = Table::new(&["SINK", "HANDLED", "WAITING", "THROTTLE GROUPS"]);
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("sinks"))
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    names.sort();
-    for p in names
-        .iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-    {
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p)?)
-            .map_err(|e| anyhow!("{}: {e}", p.display()))?;
-        let next = v["next"].as_u64().unwrap_or(0);
+    for p in kaudit_alerts::deliver::positions(dir).map_err(|e| anyhow!(e))? {
         t.row(vec![
-            p.file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-            next.to_string(),
-            stored.saturating_sub(next).to_string(),
-            v["throttle"]["groups"]
-                .as_object()
-                .map_or(0, |g| g.len())
-                .to_string(),
+            p.name,
+            p.next.to_string(),
+            stored.saturating_sub(p.next).to_string(),
+            p.throttle_groups.to_string(),
         ]);
     }
     let mut out = std::io::stdout().lock();
