@@ -1,8 +1,9 @@
 //! An owned batch of events on its way to the store: the raw JSON of each event, kept in one
-//! arena, with what deduplication needs. Owned, so it can cross to the thread that appends.
+//! arena, with what deduplication needs and the segment columns taken from the parsed event
+//! (so the store does not parse it again). Owned, so it can cross to the thread that appends.
 
 use kaudit_model::{Event, Stage};
-use kaudit_store::Incoming;
+use kaudit_store::{Incoming, Row, RowOf, Rows};
 
 /// One event's place in the arena and its dedup fields.
 #[derive(Clone, Copy, Debug)]
@@ -11,6 +12,8 @@ struct Item {
     audit_id: (usize, usize),
     stage: Option<Stage>,
     time: Option<i64>,
+    /// Its row in `rows`, if it fitted.
+    row: Option<u32>,
 }
 
 /// Events for one cluster, received at one moment.
@@ -21,6 +24,7 @@ pub struct Batch {
     pub received: i64,
     arena: String,
     items: Vec<Item>,
+    rows: Rows,
 }
 
 impl Batch {
@@ -38,7 +42,9 @@ impl Batch {
         self.arena.push_str(raw);
         let b = self.arena.len();
         self.arena.push_str(e.audit_id.as_str());
+        let row = self.rows.push(&Row::from_event(e));
         self.items.push(Item {
+            row,
             raw: (a, b),
             audit_id: (b, self.arena.len()),
             stage: e.stage,
@@ -62,6 +68,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.arena.clear();
         self.items.clear();
+        self.rows.clear();
     }
 
     /// The events as the store takes them.
@@ -75,6 +82,7 @@ impl Batch {
                 audit_id: &self.arena[it.audit_id.0..it.audit_id.1],
                 stage: it.stage,
                 time: it.time,
+                row: it.row.map(|i| RowOf::Rows(&self.rows, i)),
             })
             .collect()
     }

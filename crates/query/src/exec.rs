@@ -128,7 +128,12 @@ fn read_wal_tail(
             if let Ok(r) = StoredRecord::decode(payload)
                 && let Ok(e) = serde_json::from_str::<Event<'_>>(r.event)
             {
-                b.push(leaf, &r, &e, flags & wal::FIRST != 0);
+                b.push(
+                    leaf,
+                    &r,
+                    &kaudit_store::row::Row::from_event(&e),
+                    flags & wal::FIRST != 0,
+                );
             }
             leaf += 1;
         });

@@ -20,9 +20,11 @@ pub mod merkle;
 pub mod note;
 pub mod proof;
 pub mod record;
+pub mod row;
 pub mod segment;
 mod store;
 pub mod verify;
 pub mod wal;
 
+pub use row::{Row, RowOf, Rows};
 pub use store::{Appended, CheckpointLine, Incoming, Layout, Options, Recovery, Store, now_micros};

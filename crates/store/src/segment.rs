@@ -4,7 +4,7 @@
 //! filter and group on, plus the stored record itself (`received`, `cluster`, `event`), from
 //! which the Merkle leaf is recomputed. Written to a temporary name, fsync'd, then renamed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use arrow_array::{
     Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use kaudit_model::Event;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -26,11 +25,12 @@ use parquet::arrow::arrow_reader::{
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::metadata::PageIndexPolicy;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::record::StoredRecord;
+use crate::row::Row;
 
 /// The version of the segment schema written now.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -131,14 +131,54 @@ pub struct Builder {
     rows: usize,
     group_rows: usize,
     groups_terms: Vec<RowGroupTerms>,
-    cur_terms: [BTreeSet<String>; 6],
-    cur_overflow: [bool; 6],
+    cur_terms: [Terms; 6],
     cur_rows: u64,
     cur_min: Option<i64>,
     cur_max: Option<i64>,
     cur_minutes: BTreeSet<i64>,
     cur_last_minute: i64,
     cur_untimed: bool,
+}
+
+/// The distinct values of one column in the current row group, up to [`MAX_TERMS`].
+#[derive(Default)]
+struct Terms {
+    set: HashSet<Box<str>, foldhash::fast::RandomState>,
+    /// The value of the previous row (consecutive rows often repeat it), once there is one.
+    last: Option<String>,
+    overflow: bool,
+}
+
+impl Terms {
+    fn note(&mut self, v: &str) {
+        if self.overflow || self.last.as_deref() == Some(v) {
+            return;
+        }
+        let last = self.last.get_or_insert_default();
+        last.clear();
+        last.push_str(v);
+        if self.set.contains(v) {
+            return;
+        }
+        if self.set.len() >= MAX_TERMS {
+            self.overflow = true;
+            self.set.clear();
+        } else {
+            self.set.insert(v.into());
+        }
+    }
+
+    /// The sorted values (`None` after an overflow), and a fresh start for the next row group.
+    fn take(&mut self) -> Option<Vec<String>> {
+        let overflow = std::mem::take(&mut self.overflow);
+        self.last = None;
+        let mut values: Vec<String> = self.set.drain().map(String::from).collect();
+        if overflow {
+            return None;
+        }
+        values.sort_unstable();
+        Some(values)
+    }
 }
 
 fn ts_builder() -> TimestampMicrosecondBuilder {
@@ -192,7 +232,6 @@ impl Builder {
             group_rows: ROW_GROUP,
             groups_terms: Vec::new(),
             cur_terms: Default::default(),
-            cur_overflow: [false; 6],
             cur_rows: 0,
             cur_min: None,
             cur_max: None,
@@ -202,7 +241,15 @@ impl Builder {
         }
     }
 
-    /// The number of rows added.
+    /// A builder closing a row group every `group_rows` rows.
+    pub fn with_group_rows(group_rows: usize) -> Builder {
+        Builder {
+            group_rows: group_rows.max(1),
+            ..Builder::new()
+        }
+    }
+
+    /// The number of rows added since the last batch was taken.
     pub fn len(&self) -> usize {
         self.rows
     }
@@ -212,94 +259,57 @@ impl Builder {
         self.rows == 0
     }
 
-    /// Adds one stored record with its parsed event. `first` says whether it is the first
-    /// stored stage of its request.
-    pub fn push(&mut self, leaf: u64, rec: &StoredRecord<'_>, e: &Event<'_>, first: bool) {
+    /// Adds one stored record with its typed columns (taken from the parsed event, see
+    /// [`Row::from_event`]). `first` says whether it is the first stored stage of its request.
+    pub fn push(&mut self, leaf: u64, rec: &StoredRecord<'_>, r: &Row<'_>, first: bool) {
         self.leaf.append_value(leaf);
         self.received.append_value(rec.received);
         self.cluster.append_value(rec.cluster);
-        let t = e.request_received_timestamp.map(|t| t.micros());
-        self.time.append_option(t);
-        self.stage_time
-            .append_option(e.stage_timestamp.map(|t| t.micros()));
-        self.audit_id.append_value(e.audit_id.as_str());
-        let stage = e.stage.map_or("", |s| s.as_str());
-        self.stage.append_value(stage);
-        self.level.append_value(e.level.map_or("", |l| l.as_str()));
-        self.verb.append_value(e.verb.as_str());
-        self.user.append_value(e.user.username.as_str());
-        for g in &e.user.groups {
-            self.groups.values().append_value(g.as_str());
+        self.time.append_option(r.time);
+        self.stage_time.append_option(r.stage_time);
+        self.audit_id.append_value(r.audit_id);
+        self.stage.append_value(r.stage);
+        self.level.append_value(r.level);
+        self.verb.append_value(r.verb);
+        self.user.append_value(r.user);
+        for g in r.groups.iter() {
+            self.groups.values().append_value(g);
         }
         self.groups.append(true);
-        match &e.impersonated_user {
-            Some(u) => opt(&mut self.impersonated_user, u.username.as_str()),
-            None => self.impersonated_user.append_null(),
-        }
-        opt(
-            &mut self.source_ip,
-            e.source_ips.first().map_or("", |s| s.as_str()),
-        );
-        opt(&mut self.user_agent, e.user_agent.as_str());
-        let (ns, grp, ver, res, sub, name) = match &e.object_ref {
-            Some(o) => (
-                o.namespace.as_str(),
-                o.api_group.as_str(),
-                o.api_version.as_str(),
-                o.resource.as_str(),
-                o.subresource.as_str(),
-                o.name.as_str(),
-            ),
-            None => ("", "", "", "", "", ""),
-        };
-        opt(&mut self.namespace, ns);
+        opt(&mut self.impersonated_user, r.impersonated_user);
+        opt(&mut self.source_ip, r.source_ip);
+        opt(&mut self.user_agent, r.user_agent);
+        opt(&mut self.namespace, r.namespace);
         // The core group is "" in objectRef: stored as "" (not null) for resource requests.
-        if e.object_ref.is_some() {
-            self.api_group.append_value(grp);
+        if r.object_ref {
+            self.api_group.append_value(r.api_group);
         } else {
             self.api_group.append_null();
         }
-        opt(&mut self.api_version, ver);
-        opt(&mut self.resource, res);
-        opt(&mut self.subresource, sub);
-        opt(&mut self.name, name);
-        self.code.append_option(e.code());
-        opt(
-            &mut self.decision,
-            e.annotations
-                .get("authorization.k8s.io/decision")
-                .unwrap_or(""),
-        );
-        opt(
-            &mut self.reason,
-            e.annotations
-                .get("authorization.k8s.io/reason")
-                .unwrap_or(""),
-        );
-        self.request_uri.append_value(e.request_uri.as_str());
+        opt(&mut self.api_version, r.api_version);
+        opt(&mut self.resource, r.resource);
+        opt(&mut self.subresource, r.subresource);
+        opt(&mut self.name, r.name);
+        self.code.append_option(r.code);
+        opt(&mut self.decision, r.decision);
+        opt(&mut self.reason, r.reason);
+        self.request_uri.append_value(r.request_uri);
         self.first.append_value(first);
         self.event.append_value(rec.event);
         self.rows += 1;
 
         let vals = [
-            e.verb.as_str(),
-            res,
-            ns,
-            e.user.username.as_str(),
+            r.verb,
+            r.resource,
+            r.namespace,
+            r.user,
             rec.cluster,
-            stage,
+            r.stage,
         ];
-        for (i, v) in vals.iter().enumerate() {
-            if !self.cur_overflow[i] && !self.cur_terms[i].contains(*v) {
-                if self.cur_terms[i].len() >= MAX_TERMS {
-                    self.cur_overflow[i] = true;
-                    self.cur_terms[i].clear();
-                } else {
-                    self.cur_terms[i].insert(v.to_string());
-                }
-            }
+        for (t, v) in self.cur_terms.iter_mut().zip(vals) {
+            t.note(v);
         }
-        match t {
+        match r.time {
             Some(t) => {
                 self.cur_min = Some(self.cur_min.map_or(t, |m| m.min(t)));
                 self.cur_max = Some(self.cur_max.map_or(t, |m| m.max(t)));
@@ -331,15 +341,10 @@ impl Builder {
         };
         self.cur_minutes.clear();
         self.cur_last_minute = i64::MIN;
-        for (i, col) in TERM_COLUMNS.iter().enumerate() {
-            if !self.cur_overflow[i] {
-                g.terms.insert(
-                    col.to_string(),
-                    std::mem::take(&mut self.cur_terms[i]).into_iter().collect(),
-                );
+        for (t, col) in self.cur_terms.iter_mut().zip(TERM_COLUMNS) {
+            if let Some(values) = t.take() {
+                g.terms.insert(col.to_string(), values);
             }
-            self.cur_terms[i].clear();
-            self.cur_overflow[i] = false;
         }
         self.cur_rows = 0;
         self.groups_terms.push(g);
@@ -347,33 +352,48 @@ impl Builder {
 
     /// Builds the Arrow batch (for the in-memory tail) without consuming the builder's terms.
     pub fn finish_batch(&mut self) -> RecordBatch {
+        self.finish_page(false)
+    }
+
+    /// Builds the Arrow batch of the rows added since the last one. With `reserve`, the
+    /// string columns start the next batch with room for as much as this one held, so a
+    /// segment's pages are not built by repeated doubling (and copying) of their buffers.
+    fn finish_page(&mut self, reserve: bool) -> RecordBatch {
+        let s = |b: &mut StringBuilder| -> ArrayRef {
+            let (n, bytes) = (b.offsets_slice().len() - 1, b.values_slice().len());
+            let a = Arc::new(b.finish());
+            if reserve {
+                *b = StringBuilder::with_capacity(n, bytes + bytes / 8);
+            }
+            a
+        };
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.leaf.finish()),
             Arc::new(self.received.finish()),
-            Arc::new(self.cluster.finish()),
+            s(&mut self.cluster),
             Arc::new(self.time.finish()),
             Arc::new(self.stage_time.finish()),
-            Arc::new(self.audit_id.finish()),
-            Arc::new(self.stage.finish()),
-            Arc::new(self.level.finish()),
-            Arc::new(self.verb.finish()),
-            Arc::new(self.user.finish()),
+            s(&mut self.audit_id),
+            s(&mut self.stage),
+            s(&mut self.level),
+            s(&mut self.verb),
+            s(&mut self.user),
             Arc::new(self.groups.finish()),
-            Arc::new(self.impersonated_user.finish()),
-            Arc::new(self.source_ip.finish()),
-            Arc::new(self.user_agent.finish()),
-            Arc::new(self.namespace.finish()),
-            Arc::new(self.api_group.finish()),
-            Arc::new(self.api_version.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.subresource.finish()),
-            Arc::new(self.name.finish()),
+            s(&mut self.impersonated_user),
+            s(&mut self.source_ip),
+            s(&mut self.user_agent),
+            s(&mut self.namespace),
+            s(&mut self.api_group),
+            s(&mut self.api_version),
+            s(&mut self.resource),
+            s(&mut self.subresource),
+            s(&mut self.name),
             Arc::new(self.code.finish()),
-            Arc::new(self.decision.finish()),
-            Arc::new(self.reason.finish()),
-            Arc::new(self.request_uri.finish()),
+            s(&mut self.decision),
+            s(&mut self.reason),
+            s(&mut self.request_uri),
             Arc::new(self.first.finish()),
-            Arc::new(self.event.finish()),
+            s(&mut self.event),
         ];
         self.rows = 0;
         RecordBatch::try_new(schema(), cols).expect("columns match the schema")
@@ -401,7 +421,7 @@ fn minute_ranges(m: &BTreeSet<i64>) -> Option<Vec<(i64, i64)>> {
 /// delta encoding for the ordered integer columns, no dictionary for unique strings.
 fn writer_properties(first_leaf: u64, origin: &str, group_rows: usize) -> WriterProperties {
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap()))
         .set_max_row_group_row_count(Some(group_rows))
         .set_data_page_row_count_limit(DATA_PAGE_ROWS)
         .set_created_by(format!("kaudit {}", env!("CARGO_PKG_VERSION")))
@@ -425,18 +445,126 @@ fn writer_properties(first_leaf: u64, origin: &str, group_rows: usize) -> Writer
         ColumnPath::from("event"),
         Compression::ZSTD(ZstdLevel::try_new(1).unwrap()),
     );
+    // Minimum and maximum of whole events, random IDs, URIs, user agents and reasons help
+    // no reader skip anything, and comparing them (long common prefixes) cost about 4% of an
+    // import. The columns people filter on keep theirs.
+    for c in ["event", "audit_id", "request_uri", "user_agent", "reason"] {
+        b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+    }
     b.build()
 }
 
 /// Rows per data page at most: small enough for page skipping when a query selects few rows.
 const DATA_PAGE_ROWS: usize = 8192;
 
-/// Writes one segment file row group by row group, so memory holds one row group at most:
-/// to a temporary name, fsync'd, then renamed into place by [`SegmentWriter::finish`].
-pub struct SegmentWriter {
-    b: Builder,
+impl Builder {
+    /// The rows added since the last page, as one Arrow batch, once there is a page's worth
+    /// or a row group ended; the flag says the row group ended with it.
+    pub fn take_page(&mut self) -> Option<(RecordBatch, bool)> {
+        if self.cur_rows == 0 && self.rows > 0 {
+            Some((self.finish_page(true), true))
+        } else if self.rows >= DATA_PAGE_ROWS {
+            Some((self.finish_page(true), false))
+        } else {
+            None
+        }
+    }
+
+    /// Closes the last row group: its remaining rows as a batch (`None` when there are
+    /// none), and the term sets of every row group.
+    pub fn finish(&mut self) -> (Option<RecordBatch>, Vec<RowGroupTerms>) {
+        self.close_group();
+        let batch = (self.rows > 0).then(|| self.finish_page(false));
+        (batch, std::mem::take(&mut self.groups_terms))
+    }
+
+    /// Rows added to the row groups so far.
+    pub fn total_rows(&self) -> u64 {
+        self.groups_terms.iter().map(|g| g.rows).sum::<u64>() + self.cur_rows
+    }
+}
+
+/// Writes the pages a [`Builder`] yields into one segment file, row group by row group, so
+/// memory holds one row group's compressed pages at most: to a temporary name, fsync'd,
+/// then renamed into place by [`PageWriter::finish`]. Dropped unfinished, it removes its
+/// temporary file.
+pub struct PageWriter {
     w: Option<ArrowWriter<File>>,
     tmp: PathBuf,
+    rows: u64,
+}
+
+impl PageWriter {
+    /// Starts a segment at the temporary path `tmp`.
+    pub fn create(
+        tmp: &Path,
+        first_leaf: u64,
+        origin: &str,
+        group_rows: usize,
+    ) -> Result<PageWriter, String> {
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
+        let file = File::create(tmp).map_err(|e| err(&e))?;
+        let props = writer_properties(first_leaf, origin, group_rows.max(1));
+        let w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| err(&e))?;
+        Ok(PageWriter {
+            w: Some(w),
+            tmp: tmp.to_path_buf(),
+            rows: 0,
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Encodes and compresses one page of rows; `end_group` closes the row group after it.
+    pub fn write(&mut self, batch: &RecordBatch, end_group: bool) -> Result<(), String> {
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
+        let w = self.w.as_mut().ok_or_else(|| err(&"already finished"))?;
+        if batch.num_rows() > 0 {
+            w.write(batch).map_err(|e| err(&e))?;
+            self.rows += batch.num_rows() as u64;
+        }
+        if end_group {
+            w.flush().map_err(|e| err(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the footer, syncs, and renames the file to `path`.
+    pub fn finish(mut self, path: &Path) -> Result<(), String> {
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
+        let w = self.w.take().ok_or_else(|| err(&"already finished"))?;
+        let done = w
+            .into_inner()
+            .and_then(|f| Ok(f.sync_all()?))
+            .map_err(|e| err(&e))
+            .and_then(|()| fs::rename(&self.tmp, path).map_err(|e| err(&e)));
+        if done.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        done?;
+        if let Some(dir) = path.parent() {
+            crate::wal::sync_dir(dir).map_err(|e| err(&e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PageWriter {
+    fn drop(&mut self) {
+        // An unfinished segment leaves no temporary file behind.
+        if self.w.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A [`Builder`] and a [`PageWriter`] together: one segment written in one thread.
+pub struct SegmentWriter {
+    b: Builder,
+    w: PageWriter,
     path: PathBuf,
 }
 
@@ -448,25 +576,22 @@ impl SegmentWriter {
         origin: &str,
         group_rows: usize,
     ) -> Result<SegmentWriter, String> {
-        let group_rows = group_rows.max(1);
-        let tmp = path.with_extension("parquet.tmp");
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
-        let file = File::create(&tmp).map_err(|e| err(&e))?;
-        let props = writer_properties(first_leaf, origin, group_rows);
-        let w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| err(&e))?;
-        let mut b = Builder::new();
-        b.group_rows = group_rows;
+        let w = PageWriter::create(
+            &path.with_extension("parquet.tmp"),
+            first_leaf,
+            origin,
+            group_rows,
+        )?;
         Ok(SegmentWriter {
-            b,
-            w: Some(w),
-            tmp,
+            b: Builder::with_group_rows(group_rows),
+            w,
             path: path.to_path_buf(),
         })
     }
 
     /// The number of rows added.
     pub fn len(&self) -> u64 {
-        self.b.groups_terms.iter().map(|g| g.rows).sum::<u64>() + self.b.cur_rows
+        self.b.total_rows()
     }
 
     /// Whether no row was added.
@@ -474,66 +599,31 @@ impl SegmentWriter {
         self.len() == 0
     }
 
-    /// Adds one stored record (see [`Builder::push`]); a full row group is written out.
+    /// Adds one stored record (see [`Builder::push`]); a full page is encoded and compressed
+    /// right away, and a full row group written out.
     pub fn push(
         &mut self,
         leaf: u64,
         rec: &StoredRecord<'_>,
-        e: &Event<'_>,
+        r: &Row<'_>,
         first: bool,
     ) -> Result<(), String> {
-        self.b.push(leaf, rec, e, first);
-        if self.b.cur_rows == 0 {
-            self.flush_group()?;
-        } else if self.b.rows >= DATA_PAGE_ROWS {
-            // Encoded and compressed now, a page at a time: memory holds the row group's
-            // compressed pages, not its raw columns.
-            self.write_rows()?;
+        self.b.push(leaf, rec, r, first);
+        match self.b.take_page() {
+            Some((batch, end)) => self.w.write(&batch, end),
+            None => Ok(()),
         }
-        Ok(())
-    }
-
-    fn write_rows(&mut self) -> Result<(), String> {
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
-        let batch = self.b.finish_batch();
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let w = self.w.as_mut().expect("open until finished");
-        w.write(&batch).map_err(|e| err(&e))
-    }
-
-    fn flush_group(&mut self) -> Result<(), String> {
-        self.write_rows()?;
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
-        let w = self.w.as_mut().expect("open until finished");
-        w.flush().map_err(|e| err(&e))
     }
 
     /// Writes the last row group and the footer, syncs, and renames the file into place;
     /// returns the per-row-group term sets.
     pub fn finish(mut self) -> Result<Vec<RowGroupTerms>, String> {
-        self.b.close_group();
-        self.flush_group()?;
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.tmp.display());
-        let w = self.w.take().expect("open until finished");
-        let file = w.into_inner().map_err(|e| err(&e))?;
-        file.sync_all().map_err(|e| err(&e))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(|e| err(&e))?;
-        if let Some(dir) = self.path.parent() {
-            crate::wal::sync_dir(dir).map_err(|e| err(&e))?;
+        let (batch, terms) = self.b.finish();
+        if let Some(batch) = batch {
+            self.w.write(&batch, true)?;
         }
-        Ok(std::mem::take(&mut self.b.groups_terms))
-    }
-}
-
-impl Drop for SegmentWriter {
-    fn drop(&mut self) {
-        // An unfinished segment leaves no temporary file behind.
-        if self.tmp.exists() && !self.path.exists() {
-            let _ = fs::remove_file(&self.tmp);
-        }
+        self.w.finish(&self.path)?;
+        Ok(terms)
     }
 }
 

@@ -15,7 +15,8 @@ use crate::manifest::{Manifest, SegmentMeta, unhex};
 use crate::merkle::{Frontier, hex, leaf_hash};
 use crate::note::{Checkpoint, Keys};
 use crate::record::{MAX_CLUSTER, StoredRecord};
-use crate::segment;
+use crate::row::{Row, RowOf};
+use crate::segment::{self, RowGroupTerms};
 use crate::wal;
 
 /// Tuning.
@@ -55,6 +56,9 @@ pub struct Incoming<'a> {
     pub audit_id: &'a str,
     pub stage: Option<Stage>,
     pub time: Option<i64>,
+    /// Its segment columns, taken from the parsed event (without, the store parses `raw`
+    /// again to get them).
+    pub row: Option<RowOf<'a>>,
 }
 
 impl<'a> Incoming<'a> {
@@ -67,6 +71,7 @@ impl<'a> Incoming<'a> {
             audit_id: e.audit_id.as_str(),
             stage: e.stage,
             time: e.request_received_timestamp.map(|t| t.micros()),
+            row: Some(RowOf::Event(e)),
         }
     }
 }
@@ -132,6 +137,9 @@ pub struct Store {
     last_checkpoint: (u64, Instant),
     scratch: Vec<u8>,
     recovery: Recovery,
+    /// The segment of the WAL file being appended to, built while appending (`None` for a
+    /// WAL file this process did not start, or after a failure: sealing then reads it back).
+    live: Option<Live>,
     /// Held (an exclusive file lock on `lock`) while the store is open for writing.
     _lock: File,
 }
@@ -283,6 +291,7 @@ impl Store {
                     last: store_frontier.size() - 1,
                     path,
                     frontier_after: store_frontier.hashes().to_vec(),
+                    live: None,
                 });
                 recovery.sealed_on_open += 1;
             } else {
@@ -334,8 +343,10 @@ impl Store {
             last_checkpoint: (0, Instant::now()),
             scratch: Vec::new(),
             recovery,
+            live: None,
             _lock: lock,
         };
+        store.start_live();
         store.last_checkpoint = (store.latest_checkpoint_size(), Instant::now());
         if store.wal_rows >= store.opts.seal_rows {
             store.rotate()?;
@@ -386,14 +397,15 @@ impl Store {
         frames.clear();
         let mut results = Vec::with_capacity(batches.len());
         let mut leaves = Vec::new();
-        let mut rec = Vec::new();
         let mut undo: Vec<(u64, u8)> = Vec::new();
+        // (batch, event, flags) of each record written, in leaf order.
+        let mut written: Vec<(usize, usize, u8)> = Vec::new();
         let segments = self.layout.segments();
-        for batch in batches {
-            let marks = (frames.len(), leaves.len(), undo.len());
+        for (bi, batch) in batches.iter().enumerate() {
+            let marks = (frames.len(), leaves.len(), undo.len(), written.len());
             let mut out = Appended::default();
             let mut failed = None;
-            for inc in batch.iter() {
+            for (ii, inc) in batch.iter().enumerate() {
                 if inc.cluster.len() > MAX_CLUSTER {
                     failed = Some(format!("cluster name longer than {MAX_CLUSTER} bytes"));
                     break;
@@ -420,23 +432,27 @@ impl Store {
                     undo.push((key, self.dedup.current(key)));
                     self.dedup.note(key, bit);
                 }
-                rec.clear();
+                // Encoded straight into its frame: the record is not copied again.
+                let start = wal::begin_frame(&mut frames);
                 StoredRecord {
                     received: inc.received,
                     cluster: inc.cluster,
                     event: inc.raw,
                 }
-                .encode(&mut rec);
+                .encode(&mut frames);
+                let rec = wal::frame_payload(&frames, start);
                 if rec.len() > wal::MAX_RECORD {
                     failed = Some(format!(
                         "event {audit_id:?} is {} bytes, above the {} byte limit",
                         rec.len(),
                         wal::MAX_RECORD
                     ));
+                    frames.truncate(start);
                     break;
                 }
-                leaves.push(leaf_hash(&rec));
-                wal::frame(flags, &rec, &mut frames);
+                leaves.push(leaf_hash(rec));
+                wal::end_frame(flags, &mut frames, start);
+                written.push((bi, ii, flags));
                 out.stored += 1;
             }
             match failed {
@@ -446,6 +462,7 @@ impl Store {
                     leaves.truncate(marks.1);
                     self.dedup.undo(&undo[marks.2..]);
                     undo.truncate(marks.2);
+                    written.truncate(marks.3);
                     results.push(Err(e));
                 }
             }
@@ -462,10 +479,12 @@ impl Store {
                 .collect();
         }
         self.scratch = frames;
+        let first_leaf = self.frontier.size();
         self.wal_rows += leaves.len() as u64;
         for l in leaves {
             self.frontier.push(l);
         }
+        self.feed_live(batches, &written, first_leaf);
         // What follows is housekeeping: the batches are durable whatever happens to it, so a
         // failure is kept (see `housekeeping_error`), not returned.
         let mut housekeeping = Ok(());
@@ -533,15 +552,114 @@ impl Store {
         let new_wal =
             wal::Writer::create(&self.layout.wal(), next).map_err(io_err(&self.layout.wal()))?;
         let old = std::mem::replace(&mut self.wal, new_wal);
+        let live = self.finish_live(old.first);
         self.pending.push_back(Pending {
             first: old.first,
             last: next - 1,
             path: old.path.clone(),
             frontier_after: self.frontier.hashes().to_vec(),
+            live,
         });
         self.dedup.start_wal(next);
         self.wal_rows = 0;
+        self.start_live();
         Ok(())
+    }
+
+    /// Starts building the segment of the current WAL file while appending, if the file is
+    /// empty (one this process did not fill from its start is read back when sealed).
+    fn start_live(&mut self) {
+        self.live = None;
+        if self.wal_rows != 0 {
+            return;
+        }
+        let first = self.wal.first;
+        let open = Msg::Open {
+            first,
+            tmp: self
+                .layout
+                .segments()
+                .join(format!("{first:020}-live.parquet.tmp")),
+            origin: self.keys.origin.clone(),
+            group_rows: self.opts.row_group_rows,
+        };
+        if self.sealer.send(open).is_ok() {
+            self.live = Some(Live {
+                first,
+                builder: segment::Builder::with_group_rows(self.opts.row_group_rows),
+            });
+        }
+    }
+
+    /// Adds the records just made durable (`written`, from leaf `first_leaf` on) to the
+    /// live segment, and hands its full pages to the sealing thread.
+    fn feed_live(
+        &mut self,
+        batches: &[&[Incoming<'_>]],
+        written: &[(usize, usize, u8)],
+        first_leaf: u64,
+    ) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        debug_assert_eq!(live.first + live.builder.total_rows(), first_leaf);
+        let mut ok = true;
+        for (k, &(bi, ii, flags)) in written.iter().enumerate() {
+            let inc = &batches[bi][ii];
+            let rec = StoredRecord {
+                received: inc.received,
+                cluster: inc.cluster,
+                event: inc.raw,
+            };
+            let leaf = first_leaf + k as u64;
+            let first = flags & wal::FIRST != 0;
+            match &inc.row {
+                Some(r) => live.builder.push(leaf, &rec, &r.get(), first),
+                None => match serde_json::from_str::<Event<'_>>(inc.raw) {
+                    Ok(e) => live.builder.push(leaf, &rec, &Row::from_event(&e), first),
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                },
+            }
+            if let Some((batch, end)) = live.builder.take_page() {
+                let page = Msg::Page {
+                    first: live.first,
+                    batch,
+                    end_group: end,
+                };
+                if self.sealer.send(page).is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            // Sealing reads this WAL file back instead.
+            let first = live.first;
+            self.live = None;
+            let _ = self.sealer.send(Msg::Abort { first });
+        }
+    }
+
+    /// Ends the live segment of the WAL file starting at `first`: its last page goes to the
+    /// sealing thread; returns its row groups' term sets (`None` if there is no live segment).
+    fn finish_live(&mut self, first: u64) -> Option<Vec<RowGroupTerms>> {
+        let mut live = self.live.take()?;
+        debug_assert_eq!(live.first, first);
+        let (batch, terms) = live.builder.finish();
+        if let Some(batch) = batch {
+            let page = Msg::Page {
+                first,
+                batch,
+                end_group: true,
+            };
+            if self.sealer.send(page).is_err() {
+                return None;
+            }
+        }
+        Some(terms)
     }
 
     /// Hands the oldest pending WAL file to the sealing thread and takes in what it finished.
@@ -551,10 +669,11 @@ impl Store {
     pub fn poll_seals(&mut self, wait: bool) -> Result<()> {
         loop {
             if !self.sealer.busy
-                && let Some(p) = self.pending.front()
+                && let Some(p) = self.pending.front_mut()
                 && (wait || self.sealer.retry_at.is_none_or(|t| Instant::now() >= t))
             {
                 let job = SealJob {
+                    live: p.live.take(),
                     first: p.first,
                     last: p.last,
                     wal: p.path.clone(),
@@ -593,6 +712,12 @@ impl Store {
     /// Why the last seal failed, if the most recent attempt did (the WAL keeps the data).
     pub fn seal_error(&self) -> Option<&str> {
         self.sealer.error.as_deref()
+    }
+
+    /// Segments sealed since the store was opened: (built while appending, read back from
+    /// their WAL file: one this process did not start, or after a failure).
+    pub fn seal_counts(&self) -> (u64, u64) {
+        self.sealer.counts
     }
 
     /// Complete WAL files not yet sealed.
@@ -778,9 +903,18 @@ struct Pending {
     path: PathBuf,
     /// The tree's right edge after its last leaf.
     frontier_after: Vec<[u8; 32]>,
+    /// Its segment was built while appending: the sealing thread holds its pages, and these
+    /// are its row groups' term sets.
+    live: Option<Vec<RowGroupTerms>>,
 }
 
-/// What the sealing thread is asked to do.
+/// The segment of the WAL file being appended to, built while appending.
+struct Live {
+    first: u64,
+    builder: segment::Builder,
+}
+
+/// What the sealing thread is asked to seal.
 struct SealJob {
     first: u64,
     last: u64,
@@ -789,28 +923,102 @@ struct SealJob {
     origin: String,
     group_rows: usize,
     frontier_after: Vec<String>,
+    /// Finish the live segment of `first` with these term sets (falling back to reading the
+    /// WAL file if it failed on the way).
+    live: Option<Vec<RowGroupTerms>>,
 }
 
-/// The sealing thread: one WAL file at a time, in order, while appends go on.
+/// A message to the sealing thread. Those of one live segment arrive in order: `Open`, its
+/// pages, then `Seal` (or `Abort`).
+enum Msg {
+    /// Seal a complete WAL file: finish its live segment, or read the file back.
+    Seal(SealJob),
+    /// Start the live segment of the WAL file starting at leaf `first`.
+    Open {
+        first: u64,
+        tmp: PathBuf,
+        origin: String,
+        group_rows: usize,
+    },
+    /// Encode and compress a page of a live segment.
+    Page {
+        first: u64,
+        batch: arrow_array::RecordBatch,
+        end_group: bool,
+    },
+    /// Drop a live segment (its WAL file will be read back instead).
+    Abort { first: u64 },
+}
+
+/// Pages in flight to the sealing thread at most: appends wait beyond (a page holds 8,192
+/// events, so this bounds the memory they take).
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// The sealing thread: live segments page by page while appends go on, and one WAL file
+/// at a time, in order.
 struct Sealer {
-    jobs: Option<mpsc::Sender<SealJob>>,
-    results: mpsc::Receiver<Result<SegmentMeta>>,
+    jobs: Option<mpsc::SyncSender<Msg>>,
+    /// Each seal's segment, and whether it was built while appending.
+    results: mpsc::Receiver<Result<(SegmentMeta, bool)>>,
     thread: Option<std::thread::JoinHandle<()>>,
     busy: bool,
+    /// Segments sealed so far: (built while appending, read back from the WAL).
+    counts: (u64, u64),
     error: Option<String>,
     retry_at: Option<Instant>,
 }
 
 impl Sealer {
     fn start() -> Sealer {
-        let (jobs, rx) = mpsc::channel::<SealJob>();
+        let (jobs, rx) = mpsc::sync_channel::<Msg>(PAGES_IN_FLIGHT);
         let (tx, results) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("kaudit-seal".into())
             .spawn(move || {
-                for job in rx {
-                    if tx.send(seal_file(&job)).is_err() {
-                        break;
+                // Live segments being written: Err once one failed (then sealing reads
+                // its WAL file back).
+                let mut live: Vec<(u64, Result<segment::PageWriter>)> = Vec::new();
+                for msg in rx {
+                    match msg {
+                        Msg::Open {
+                            first,
+                            tmp,
+                            origin,
+                            group_rows,
+                        } => {
+                            live.retain(|(f, _)| *f != first);
+                            let w = segment::PageWriter::create(&tmp, first, &origin, group_rows);
+                            live.push((first, w));
+                        }
+                        Msg::Page {
+                            first,
+                            batch,
+                            end_group,
+                        } => {
+                            if let Some((_, w)) = live.iter_mut().find(|(f, _)| *f == first)
+                                && let Ok(pw) = w
+                                && let Err(e) = pw.write(&batch, end_group)
+                            {
+                                *w = Err(e);
+                            }
+                        }
+                        Msg::Abort { first } => live.retain(|(f, _)| *f != first),
+                        Msg::Seal(job) => {
+                            let w = live
+                                .iter()
+                                .position(|(f, _)| *f == job.first)
+                                .map(|i| live.remove(i).1);
+                            let r = match (w, &job.live) {
+                                (Some(Ok(w)), Some(terms)) => match seal_live(&job, w, terms) {
+                                    Ok(m) => Ok((m, true)),
+                                    Err(_) => seal_file(&job).map(|m| (m, false)),
+                                },
+                                _ => seal_file(&job).map(|m| (m, false)),
+                            };
+                            if tx.send(r).is_err() {
+                                break;
+                            }
+                        }
                     }
                 }
             })
@@ -820,21 +1028,40 @@ impl Sealer {
             results,
             thread: Some(thread),
             busy: false,
+            counts: (0, 0),
             error: None,
             retry_at: None,
         }
     }
 
-    fn submit(&mut self, job: SealJob) -> Result<()> {
+    fn send(&self, msg: Msg) -> Result<()> {
         self.jobs
             .as_ref()
-            .and_then(|j| j.send(job).ok())
-            .ok_or("the sealing thread has stopped")?;
+            .and_then(|j| j.send(msg).ok())
+            .ok_or_else(|| "the sealing thread has stopped".to_string())
+    }
+
+    fn submit(&mut self, job: SealJob) -> Result<()> {
+        self.send(Msg::Seal(job))?;
         self.busy = true;
         Ok(())
     }
 
     fn result(&mut self, wait: bool) -> Result<Option<Result<SegmentMeta>>> {
+        let r = self.result_inner(wait)?;
+        Ok(r.map(|r| {
+            r.map(|(m, live)| {
+                if live {
+                    self.counts.0 += 1;
+                } else {
+                    self.counts.1 += 1;
+                }
+                m
+            })
+        }))
+    }
+
+    fn result_inner(&mut self, wait: bool) -> Result<Option<Result<(SegmentMeta, bool)>>> {
         let r = if wait {
             self.results
                 .recv()
@@ -862,8 +1089,28 @@ impl Drop for Sealer {
     }
 }
 
-/// Writes the segment of one complete WAL file (on the sealing thread). A failure leaves no
-/// segment file (the writer removes its temporary file).
+/// Finishes the live segment of a complete WAL file (on the sealing thread), after checking
+/// it holds every row of the file. A failure leaves no segment file.
+fn seal_live(
+    job: &SealJob,
+    w: segment::PageWriter,
+    terms: &[RowGroupTerms],
+) -> Result<SegmentMeta> {
+    let rows = job.last - job.first + 1;
+    let grouped: u64 = terms.iter().map(|g| g.rows).sum();
+    if w.rows() != rows || grouped != rows {
+        return Err(format!(
+            "{}: the segment built while appending holds {} rows, the WAL file {rows}",
+            job.segment.display(),
+            w.rows()
+        ));
+    }
+    w.finish(&job.segment)?;
+    segment_meta(job, rows, terms.to_vec())
+}
+
+/// Writes the segment of one complete WAL file by reading it back (on the sealing thread). A
+/// failure leaves no segment file (the writer removes its temporary file).
 fn seal_file(job: &SealJob) -> Result<SegmentMeta> {
     let (first, last, wal_path, path) = (job.first, job.last, &job.wal, &job.segment);
     let mut b = segment::SegmentWriter::create(path, first, &job.origin, job.group_rows)?;
@@ -887,7 +1134,7 @@ fn seal_file(job: &SealJob) -> Result<SegmentMeta> {
                 return;
             }
         };
-        if let Err(e) = b.push(leaf, &r, &e, flags & wal::FIRST != 0) {
+        if let Err(e) = b.push(leaf, &r, &Row::from_event(&e), flags & wal::FIRST != 0) {
             err = Some(e);
             return;
         }
@@ -905,11 +1152,17 @@ fn seal_file(job: &SealJob) -> Result<SegmentMeta> {
     }
     let rows = b.len();
     let groups = b.finish()?;
+    segment_meta(job, rows, groups)
+}
+
+/// The manifest entry of a segment just written.
+fn segment_meta(job: &SealJob, rows: u64, groups: Vec<RowGroupTerms>) -> Result<SegmentMeta> {
+    let path = &job.segment;
     let (bytes, digest) = segment::file_digest(path).map_err(io_err(path))?;
     Ok(SegmentMeta {
         file: path.file_name().unwrap().to_string_lossy().into_owned(),
-        first_leaf: first,
-        last_leaf: last,
+        first_leaf: job.first,
+        last_leaf: job.last,
         rows,
         bytes,
         sha256: hex(&digest),

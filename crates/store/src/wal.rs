@@ -57,13 +57,38 @@ pub fn first_leaf(path: &Path) -> io::Result<u64> {
     Ok(u64::from_le_bytes(header[11..19].try_into().unwrap()))
 }
 
+/// Bytes before a frame's payload: length (u32), CRC-32C (u32), flags (u8).
+const FRAME_HEADER: usize = 9;
+
 /// Appends one frame to `buf`.
 pub fn frame(flags: u8, payload: &[u8], buf: &mut Vec<u8>) {
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&[flags]), payload);
-    buf.extend_from_slice(&crc.to_le_bytes());
-    buf.push(flags);
+    let start = begin_frame(buf);
     buf.extend_from_slice(payload);
+    end_frame(flags, buf, start);
+}
+
+/// Starts a frame at the end of `buf`, whose payload the caller then appends (so it is
+/// written in place, not copied); returns where the frame starts, for [`end_frame`].
+pub fn begin_frame(buf: &mut Vec<u8>) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; FRAME_HEADER]);
+    start
+}
+
+/// The payload of the frame begun at `start`: everything appended to `buf` since.
+pub fn frame_payload(buf: &[u8], start: usize) -> &[u8] {
+    &buf[start + FRAME_HEADER..]
+}
+
+/// Completes the frame begun at `start`: its header now covers the payload appended since.
+pub fn end_frame(flags: u8, buf: &mut [u8], start: usize) {
+    let payload = frame_payload(buf, start);
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&[flags]), payload).to_le_bytes();
+    let h = &mut buf[start..start + FRAME_HEADER];
+    h[..4].copy_from_slice(&len);
+    h[4..8].copy_from_slice(&crc);
+    h[8] = flags;
 }
 
 /// Flag bit: the first stored stage of its request.

@@ -41,6 +41,8 @@ fn append(s: &mut Store, evs: &[(String, String, Option<Stage>, i64)]) -> (u64, 
             audit_id: id,
             stage: *stage,
             time: Some(*t),
+            // Without its columns: the store parses `raw` for them.
+            row: None,
         })
         .collect();
     let a = s.append(&inc).unwrap();

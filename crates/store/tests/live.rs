@@ -1,0 +1,221 @@
+//! Segments built while appending ("live", from the rows of the parsed events) are the same,
+//! byte for byte, as segments built by reading the WAL back and parsing it again, on
+//! generated traffic and on every real captured sample; and the live path is the one taken
+//! whenever this process filled a WAL file from its start.
+
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kaudit_gen::{Config, Format, generate};
+use kaudit_model::{Event, MicroTime, decode};
+use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
+use kaudit_store::{Incoming, Options, Store};
+
+fn traffic(n: u64) -> Vec<u8> {
+    let p = load(
+        profiles::profile("recipe").unwrap().text,
+        &LoadOptions::default(),
+    );
+    let cfg = Config {
+        events: n,
+        start: MicroTime::parse("2026-03-01T00:00:00Z").unwrap(),
+        span_micros: 3600 * 1_000_000,
+        seed: 5,
+        nodes: 3,
+        format: Format::Lines,
+        policy: Evaluator::new(&p.policy, K8sVersion::DEFAULT).unwrap(),
+    };
+    let mut out = Vec::new();
+    generate(&cfg, &mut out).unwrap();
+    out
+}
+
+/// Every JSON lines file of the real samples under `test_data/events`, in name order.
+fn samples() -> Vec<(String, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if !p.extension().is_some_and(|x| x == "expected") {
+                out.push(p);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| (p.display().to_string(), fs::read(&p).unwrap()))
+        .collect()
+}
+
+fn opts() -> Options {
+    Options {
+        seal_rows: 700,
+        checkpoint_every: Duration::from_secs(3600),
+        row_group_rows: 256,
+        dedup_hot_rows: 100_000,
+    }
+}
+
+/// The events of every input, as (cluster, raw, parsed).
+fn events<'a>(inputs: &'a [(String, Vec<u8>)]) -> Vec<(usize, &'a str, Event<'a>)> {
+    let mut out = Vec::new();
+    for (i, (_, data)) in inputs.iter().enumerate() {
+        decode::decode_slice(data, |r| {
+            if let Ok(r) = r {
+                out.push((i, r.raw, r.event));
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    out
+}
+
+/// The batches every store gets: 97 events each (so WAL files end mid-batch), every third
+/// event without its row (the store parses it then).
+fn batches<'a>(
+    evs: &'a [(usize, &'a str, Event<'a>)],
+    clusters: &'a [String],
+) -> Vec<Vec<Incoming<'a>>> {
+    evs.chunks(97)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .map(|(k, (i, raw, e))| {
+                    let mut inc =
+                        Incoming::new(1_772_323_200_000_000 + k as i64, &clusters[*i], raw, e);
+                    if k % 3 == 0 {
+                        inc.row = None;
+                    }
+                    inc
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn segment_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn live_segments_equal_segments_read_back() {
+    let mut inputs = vec![("generated".to_string(), traffic(3000))];
+    inputs.extend(samples());
+    assert!(inputs.len() > 50, "the real samples are found");
+    let clusters: Vec<String> = (0..inputs.len()).map(|i| format!("c{}", i % 3)).collect();
+    let evs = events(&inputs);
+    let batches = batches(&evs, &clusters);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Live: one process appends everything.
+    let live = tmp.path().join("live");
+    let mut s = Store::open(&live, opts()).unwrap();
+    for b in &batches {
+        s.append(b).unwrap();
+    }
+    s.seal().unwrap();
+    let (built, read_back) = s.seal_counts();
+    assert!(built >= 4, "{built} segments built while appending");
+    assert_eq!(read_back, 0, "no segment read back");
+    s.close().unwrap();
+
+    // Read back: the same appends, each by a new process (the store is reopened), so no WAL
+    // file is filled by one process from its start. Same keys, so the same origin.
+    let back = tmp.path().join("back");
+    fs::create_dir_all(back.join("keys")).unwrap();
+    for e in fs::read_dir(live.join("keys")).unwrap() {
+        let p = e.unwrap().path();
+        fs::copy(&p, back.join("keys").join(p.file_name().unwrap())).unwrap();
+    }
+    let mut read_back = 0;
+    for b in &batches {
+        let mut s = Store::open(&back, opts()).unwrap();
+        s.append(b).unwrap();
+        s.poll_seals(true).unwrap();
+        read_back += s.seal_counts().1;
+        assert_eq!(s.seal_counts().0, 0);
+        s.close().unwrap();
+    }
+    let mut s = Store::open(&back, opts()).unwrap();
+    s.seal().unwrap();
+    read_back += s.seal_counts().1;
+    s.close().unwrap();
+    assert_eq!(read_back, built, "every segment read back");
+
+    let a = segment_files(&live);
+    let b = segment_files(&back);
+    assert_eq!(
+        a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        b.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            x == y,
+            "{name} differs between the live and the read-back store"
+        );
+    }
+    let manifest = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(manifest(&live)["segments"], manifest(&back)["segments"]);
+    kaudit_store::verify::verify(&live, None).unwrap();
+}
+
+#[test]
+fn a_live_segment_is_dropped_when_the_process_stops_and_read_back_later() {
+    let data = traffic(1500);
+    let inputs = vec![("generated".to_string(), data)];
+    let clusters = vec!["prod".to_string()];
+    let evs = events(&inputs);
+    let batches = batches(&evs, &clusters);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let half = batches.len() / 2;
+    {
+        let mut s = Store::open(&dir, opts()).unwrap();
+        for b in &batches[..half] {
+            s.append(b).unwrap();
+        }
+        // Stopped without sealing the current WAL file: its live segment is abandoned.
+        drop(s);
+    }
+    let tmp_files: Vec<_> = fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tmp"))
+        .collect();
+    assert!(tmp_files.is_empty(), "{tmp_files:?} left behind");
+    let mut s = Store::open(&dir, opts()).unwrap();
+    for b in &batches[half..] {
+        s.append(b).unwrap();
+    }
+    s.seal().unwrap();
+    let (built, read_back) = s.seal_counts();
+    assert!(
+        read_back >= 1,
+        "the WAL file started before the restart is read back"
+    );
+    assert!(built >= 1, "later WAL files are built live");
+    s.close().unwrap();
+    let r = kaudit_store::verify::verify(&dir, None).unwrap();
+    assert_eq!(r.events, evs.len() as u64);
+}
