@@ -456,6 +456,9 @@ fn writer_properties(first_leaf: u64, origin: &str, group_rows: usize) -> Writer
 
 /// Rows per data page at most: small enough for page skipping when a query selects few rows.
 const DATA_PAGE_ROWS: usize = 8192;
+/// Event bytes handed to the Parquet writer at once at most: with large events (request and
+/// response bodies) a batch of rows is cut sooner, so the memory it holds stays bounded.
+const BATCH_EVENT_BYTES: usize = 4 << 20;
 
 impl Builder {
     /// The rows added since the last page, as one Arrow batch, once there is a page's worth
@@ -463,7 +466,9 @@ impl Builder {
     pub fn take_page(&mut self) -> Option<(RecordBatch, bool)> {
         if self.cur_rows == 0 && self.rows > 0 {
             Some((self.finish_page(true), true))
-        } else if self.rows >= DATA_PAGE_ROWS {
+        } else if self.rows >= DATA_PAGE_ROWS
+            || self.event.values_slice().len() >= BATCH_EVENT_BYTES
+        {
             Some((self.finish_page(true), false))
         } else {
             None

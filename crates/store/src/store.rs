@@ -952,7 +952,7 @@ enum Msg {
 
 /// Pages in flight to the sealing thread at most: appends wait beyond (a page holds 8,192
 /// events, so this bounds the memory they take).
-const PAGES_IN_FLIGHT: usize = 4;
+const PAGES_IN_FLIGHT: usize = 2;
 
 /// The sealing thread: live segments page by page while appends go on, and one WAL file
 /// at a time, in order.
