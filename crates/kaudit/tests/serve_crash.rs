@@ -174,9 +174,16 @@ fn acknowledged_batches_survive_kill_9() {
         server = start(&cfg);
     }
     wait_ready(&addr);
-    // Let the rest go through, then stop cleanly.
+    // Let the rest go through (until every batch was acknowledged once: one in flight when
+    // the queue empties may still be refused and put back), then stop cleanly.
     let t = Instant::now();
-    while !(queue.lock().unwrap().is_empty()) && t.elapsed() < Duration::from_secs(120) {
+    let all_acked = || {
+        let a = acked.lock().unwrap();
+        a.iter().collect::<std::collections::BTreeSet<_>>().len() == batches.len()
+    };
+    while !(queue.lock().unwrap().is_empty() && all_acked())
+        && t.elapsed() < Duration::from_secs(120)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     done.store(true, Ordering::Relaxed);

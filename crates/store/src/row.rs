@@ -120,12 +120,13 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Where an event's row is: its parsed event, or a [`Rows`] arena. Small, so a batch of
-/// events does not copy rows around; the row is made where it is used.
+/// Where an event's row is: its parsed event, or a [`Rows`] table over an arena. Small, so
+/// a batch of events does not copy rows around; the row is made where it is used.
 #[derive(Clone, Copy, Debug)]
 pub enum RowOf<'a> {
     Event(&'a Event<'a>),
-    Rows(&'a Rows, u32),
+    /// Row `.2` of the table, whose strings are in the arena `.1`.
+    Rows(&'a Rows, &'a str, u32),
 }
 
 impl<'a> RowOf<'a> {
@@ -133,18 +134,20 @@ impl<'a> RowOf<'a> {
     pub fn get(self) -> Row<'a> {
         match self {
             RowOf::Event(e) => Row::from_event(e),
-            RowOf::Rows(r, i) => r.get(i as usize),
+            RowOf::Rows(r, arena, i) => r.get(arena, i as usize),
         }
     }
 }
 
-/// The strings of a row, in this order, in a [`Rows`] arena.
+/// The strings of a row, in this order, in a [`Rows`] table.
 const STRINGS: usize = 17;
 
-/// Rows kept in one arena: owned, so they can cross threads with the events they belong to.
+/// Rows as ranges of an arena the caller keeps (a batch's, holding the raw events): a row's
+/// strings are found inside its raw event where they are there as is (the usual case: the
+/// parsed event borrows them), and only the others are added to the arena. Owned, so rows can
+/// cross threads with the events they belong to.
 #[derive(Clone, Debug, Default)]
 pub struct Rows {
-    arena: String,
     /// `STRINGS` ranges per row.
     strs: Vec<(u32, u32)>,
     groups: Vec<(u32, u32)>,
@@ -162,10 +165,30 @@ struct Fixed {
     groups: (u32, u32),
 }
 
+/// Where `s` is in `arena`: inside the raw event at `raw_at` if it lies within `raw` (the
+/// copy of which is there), else appended.
+fn place(arena: &mut String, raw: &str, raw_at: usize, s: &str) -> (usize, usize) {
+    let (base, p) = (raw.as_ptr() as usize, s.as_ptr() as usize);
+    if p >= base && p + s.len() <= base + raw.len() {
+        let at = raw_at + (p - base);
+        return (at, at + s.len());
+    }
+    let at = arena.len();
+    arena.push_str(s);
+    (at, arena.len())
+}
+
 impl Rows {
-    /// Adds a row; returns its index, or `None` (and nothing added) if the arena would
-    /// outgrow its 4 GiB offsets.
-    pub fn push(&mut self, r: &Row<'_>) -> Option<u32> {
+    /// Adds the row of the event whose raw JSON `raw` is at `arena[raw_at..]`; returns its
+    /// index, or `None` (and nothing added) if the arena would outgrow 4 GiB.
+    pub fn push(
+        &mut self,
+        arena: &mut String,
+        raw: &str,
+        raw_at: usize,
+        r: &Row<'_>,
+    ) -> Option<u32> {
+        debug_assert_eq!(&arena[raw_at..raw_at + raw.len()], raw);
         let strs = [
             r.audit_id,
             r.stage,
@@ -185,21 +208,18 @@ impl Rows {
             r.reason,
             r.request_uri,
         ];
-        let groups_len: usize = r.groups.iter().map(str::len).sum();
-        let total: usize = strs.iter().map(|s| s.len()).sum::<usize>() + groups_len;
-        if self.arena.len() + total > u32::MAX as usize || self.rows.len() >= u32::MAX as usize {
+        let most: usize = strs.iter().map(|s| s.len()).sum::<usize>()
+            + r.groups.iter().map(str::len).sum::<usize>();
+        if arena.len() + most > u32::MAX as usize || self.rows.len() >= u32::MAX as usize {
             return None;
         }
+        let r32 = |(a, b): (usize, usize)| (a as u32, b as u32);
         for s in strs {
-            let a = self.arena.len() as u32;
-            self.arena.push_str(s);
-            self.strs.push((a, self.arena.len() as u32));
+            self.strs.push(r32(place(arena, raw, raw_at, s)));
         }
         let g0 = self.groups.len() as u32;
         for g in r.groups.iter() {
-            let a = self.arena.len() as u32;
-            self.arena.push_str(g);
-            self.groups.push((a, self.arena.len() as u32));
+            self.groups.push(r32(place(arena, raw, raw_at, g)));
         }
         self.rows.push(Fixed {
             time: r.time,
@@ -211,11 +231,11 @@ impl Rows {
         Some(self.rows.len() as u32 - 1)
     }
 
-    /// Row `i`.
-    pub fn get(&self, i: usize) -> Row<'_> {
+    /// Row `i`, its strings in `arena`.
+    pub fn get<'a>(&'a self, arena: &'a str, i: usize) -> Row<'a> {
         let f = self.rows[i];
         let s = &self.strs[i * STRINGS..(i + 1) * STRINGS];
-        let t = |k: usize| &self.arena[s[k].0 as usize..s[k].1 as usize];
+        let t = |k: usize| &arena[s[k].0 as usize..s[k].1 as usize];
         Row {
             time: f.time,
             stage_time: f.stage_time,
@@ -225,7 +245,7 @@ impl Rows {
             verb: t(3),
             user: t(4),
             groups: Groups::Arena(
-                &self.arena,
+                arena,
                 &self.groups[f.groups.0 as usize..f.groups.1 as usize],
             ),
             impersonated_user: t(5),
@@ -254,7 +274,6 @@ impl Rows {
     }
 
     pub fn clear(&mut self) {
-        self.arena.clear();
         self.strs.clear();
         self.groups.clear();
         self.rows.clear();
@@ -276,9 +295,21 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         let mut rows = Rows::default();
-        for e in &events {
-            assert!(rows.push(&Row::from_event(e)).is_some());
+        let mut arena = String::new();
+        for (l, e) in lines.iter().zip(&events) {
+            // The arena holds the raw event; the parsed one borrows from `l`, not from it.
+            let at = arena.len();
+            arena.push_str(l);
+            assert!(rows.push(&mut arena, l, at, &Row::from_event(e)).is_some());
         }
+        // Strings borrowed from the raw event are found in it; the rest were appended (the
+        // stage and level come from enums, the reason had escapes).
+        let raw_len: usize = lines.iter().map(|l| l.len()).sum();
+        assert!(
+            arena.len() > raw_len && arena.len() < raw_len + 80,
+            "{}",
+            arena.len() - raw_len
+        );
         assert_eq!(rows.len(), 2);
         // Every value comes back; the groups only change representation.
         let flat = |r: Row<'_>| {
@@ -292,9 +323,9 @@ mod tests {
             )
         };
         for (i, e) in events.iter().enumerate() {
-            assert_eq!(flat(rows.get(i)), flat(Row::from_event(e)));
+            assert_eq!(flat(rows.get(&arena, i)), flat(Row::from_event(e)));
         }
-        let r = rows.get(0);
+        let r = rows.get(&arena, 0);
         assert_eq!(r.reason, "RBAC: \"x\"");
         assert_eq!(
             r.groups.iter().collect::<Vec<_>>(),
@@ -304,7 +335,7 @@ mod tests {
             (r.source_ip, r.impersonated_user, r.code),
             ("10.0.0.1", "bob", Some(200))
         );
-        let r = rows.get(1);
+        let r = rows.get(&arena, 1);
         assert!(!r.object_ref);
         assert_eq!((r.source_ip, r.code, r.stage_time), ("", None, None));
         assert_eq!(r.groups.iter().count(), 0);
