@@ -950,8 +950,8 @@ enum Msg {
     Abort { first: u64 },
 }
 
-/// Pages in flight to the sealing thread at most: appends wait beyond (a page holds 8,192
-/// events, so this bounds the memory they take).
+/// Pages in flight to the sealing thread at most: appends wait beyond (a page holds at most
+/// 8,192 events and 4 MiB of them, so this bounds the memory they take).
 const PAGES_IN_FLIGHT: usize = 2;
 
 /// The sealing thread: live segments page by page while appends go on, and one WAL file

@@ -8,28 +8,13 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kaudit_gen::{Config, Format, generate};
-use kaudit_model::{Event, MicroTime, decode};
-use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
+mod common;
+
+use kaudit_model::{Event, decode};
 use kaudit_store::{Incoming, Options, Store};
 
 fn traffic(n: u64) -> Vec<u8> {
-    let p = load(
-        profiles::profile("recipe").unwrap().text,
-        &LoadOptions::default(),
-    );
-    let cfg = Config {
-        events: n,
-        start: MicroTime::parse("2026-03-01T00:00:00Z").unwrap(),
-        span_micros: 3600 * 1_000_000,
-        seed: 5,
-        nodes: 3,
-        format: Format::Lines,
-        policy: Evaluator::new(&p.policy, K8sVersion::DEFAULT).unwrap(),
-    };
-    let mut out = Vec::new();
-    generate(&cfg, &mut out).unwrap();
-    out
+    common::traffic(n, 5)
 }
 
 /// Every JSON lines file of the real samples under `test_data/events`, in name order.
