@@ -85,6 +85,14 @@ pub fn import(
     mut progress: impl FnMut(Progress),
 ) -> Result<Vec<FileSummary>, String> {
     let paths = crate::rotation::order(paths);
+    // Files can be read again after a crash, so the store loads them in bulk, without its
+    // write-ahead log (see `Store::begin_bulk`); not a pipe or a device.
+    if paths
+        .iter()
+        .all(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+    {
+        store.begin_bulk()?;
+    }
     let total = paths
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())

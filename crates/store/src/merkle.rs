@@ -23,6 +23,17 @@ pub fn leaf_hash(record: &[u8]) -> Hash {
     h.finalize().into()
 }
 
+/// [`leaf_hash`] of a record's canonical bytes, without encoding them.
+pub fn record_hash(r: &crate::record::StoredRecord<'_>) -> Hash {
+    let (header, cluster, event) = r.pieces();
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(header);
+    h.update(cluster);
+    h.update(event);
+    h.finalize().into()
+}
+
 /// `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
@@ -208,5 +219,20 @@ mod tests {
         let f = Frontier::from_parts(ours.size(), ours.hashes()).unwrap();
         assert_eq!(f, ours);
         assert!(Frontier::from_parts(5, vec![[0; 32]]).is_err());
+    }
+
+    #[test]
+    fn record_hash_is_the_leaf_hash_of_the_encoding() {
+        for (cluster, event) in [("", ""), ("prod", "{\"kind\":\"Event\"}"), ("é", "x")] {
+            let r = crate::record::StoredRecord {
+                received: -7,
+                cluster,
+                event,
+            };
+            let mut b = Vec::new();
+            r.encode(&mut b);
+            assert_eq!(b.len(), r.encoded_len());
+            assert_eq!(record_hash(&r), leaf_hash(&b));
+        }
     }
 }

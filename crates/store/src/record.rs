@@ -32,6 +32,21 @@ impl<'a> StoredRecord<'a> {
         out.extend_from_slice(self.event.as_bytes());
     }
 
+    /// The length of the canonical bytes.
+    pub fn encoded_len(&self) -> usize {
+        HEADER + self.cluster.len() + self.event.len()
+    }
+
+    /// The canonical bytes, as pieces (header, cluster, event), for hashing them without a
+    /// copy.
+    pub(crate) fn pieces(&self) -> ([u8; HEADER], &[u8], &[u8]) {
+        let mut h = [0u8; HEADER];
+        h[0] = VERSION;
+        h[1..9].copy_from_slice(&self.received.to_le_bytes());
+        h[9..11].copy_from_slice(&(self.cluster.len() as u16).to_le_bytes());
+        (h, self.cluster.as_bytes(), self.event.as_bytes())
+    }
+
     /// Reads the canonical bytes back.
     pub fn decode(b: &'a [u8]) -> Result<StoredRecord<'a>, String> {
         if b.len() < HEADER {

@@ -12,7 +12,7 @@ use kaudit_model::{Event, Stage};
 
 use crate::dedup::{Dedup, stage_bit};
 use crate::manifest::{Manifest, SegmentMeta, unhex};
-use crate::merkle::{Frontier, hex, leaf_hash};
+use crate::merkle::{Frontier, Hash, hex, leaf_hash, record_hash};
 use crate::note::{Checkpoint, Keys};
 use crate::record::{MAX_CLUSTER, StoredRecord};
 use crate::row::{Row, RowOf};
@@ -140,6 +140,10 @@ pub struct Store {
     /// The segment of the WAL file being appended to, built while appending (`None` for a
     /// WAL file this process did not start, or after a failure: sealing then reads it back).
     live: Option<Live>,
+    /// Loading in bulk (see [`Store::begin_bulk`]): the first leaf of the segment being built.
+    bulk: Option<u64>,
+    /// Why bulk loading cannot go on: a segment built without the WAL was lost.
+    broken: Option<String>,
     /// Held (an exclusive file lock on `lock`) while the store is open for writing.
     _lock: File,
 }
@@ -289,7 +293,7 @@ impl Store {
                 pending.push_back(Pending {
                     first,
                     last: store_frontier.size() - 1,
-                    path,
+                    path: Some(path),
                     frontier_after: store_frontier.hashes().to_vec(),
                     live: None,
                 });
@@ -344,6 +348,8 @@ impl Store {
             scratch: Vec::new(),
             recovery,
             live: None,
+            bulk: None,
+            broken: None,
             _lock: lock,
         };
         store.start_live();
@@ -393,6 +399,10 @@ impl Store {
     /// nothing of itself and does not affect the others; a failed write fails them all,
     /// keeping nothing. Events repeated across the batches are stored once.
     pub fn append_group(&mut self, batches: &[&[Incoming<'_>]]) -> Vec<Result<Appended>> {
+        let bulk = self.bulk.is_some();
+        if bulk && let Some(e) = self.broken.as_ref() {
+            return batches.iter().map(|_| Err(e.clone())).collect();
+        }
         let mut frames = std::mem::take(&mut self.scratch);
         frames.clear();
         let mut results = Vec::with_capacity(batches.len());
@@ -432,26 +442,28 @@ impl Store {
                     undo.push((key, self.dedup.current(key)));
                     self.dedup.note(key, bit);
                 }
-                // Encoded straight into its frame: the record is not copied again.
-                let start = wal::begin_frame(&mut frames);
-                StoredRecord {
+                let rec = StoredRecord {
                     received: inc.received,
                     cluster: inc.cluster,
                     event: inc.raw,
-                }
-                .encode(&mut frames);
-                let rec = wal::frame_payload(&frames, start);
-                if rec.len() > wal::MAX_RECORD {
+                };
+                if rec.encoded_len() > wal::MAX_RECORD {
                     failed = Some(format!(
                         "event {audit_id:?} is {} bytes, above the {} byte limit",
-                        rec.len(),
+                        rec.encoded_len(),
                         wal::MAX_RECORD
                     ));
-                    frames.truncate(start);
                     break;
                 }
-                leaves.push(leaf_hash(rec));
-                wal::end_frame(flags, &mut frames, start);
+                if bulk {
+                    leaves.push(record_hash(&rec));
+                } else {
+                    // Encoded straight into its frame: the record is not copied again.
+                    let start = wal::begin_frame(&mut frames);
+                    rec.encode(&mut frames);
+                    leaves.push(leaf_hash(wal::frame_payload(&frames, start)));
+                    wal::end_frame(flags, &mut frames, start);
+                }
                 written.push((bi, ii, flags));
                 out.stored += 1;
             }
@@ -468,6 +480,7 @@ impl Store {
             }
         }
         if !leaves.is_empty()
+            && !bulk
             && let Err(e) = self.wal.append_durable(&frames)
         {
             self.dedup.undo(&undo);
@@ -484,11 +497,23 @@ impl Store {
         for l in leaves {
             self.frontier.push(l);
         }
-        self.feed_live(batches, &written, first_leaf);
+        if !self.feed_live(batches, &written, first_leaf) && bulk {
+            // The leaves are counted but their segment is gone: nothing more can be stored
+            // in this session (what was sealed stays; loading again adds the rest).
+            let e = "the segment being built without the write-ahead log failed: the events \
+                     loaded since the last sealed segment are not stored; load them again"
+                .to_string();
+            self.broken = Some(e.clone());
+            return results
+                .into_iter()
+                .map(|r| r.and_then(|_| Err(e.clone())))
+                .collect();
+        }
         // What follows is housekeeping: the batches are durable whatever happens to it, so a
         // failure is kept (see `housekeeping_error`), not returned.
         let mut housekeeping = Ok(());
-        if self.last_checkpoint.1.elapsed() >= self.opts.checkpoint_every {
+        // (In bulk, checkpoints follow seals instead: see `poll_seals`.)
+        if !bulk && self.last_checkpoint.1.elapsed() >= self.opts.checkpoint_every {
             housekeeping = self.checkpoint();
         }
         if housekeeping.is_ok() && self.wal_rows >= self.opts.seal_rows {
@@ -506,8 +531,12 @@ impl Store {
     }
 
     /// Signs a checkpoint of the current tree head, if it grew since the last one.
+    /// When loading in bulk, only sealed events are durable: the checkpoint is of them.
     pub fn checkpoint(&mut self) -> Result<()> {
-        let size = self.frontier.size();
+        let (size, root) = match self.bulk {
+            Some(_) => self.sealed_tree()?,
+            None => (self.frontier.size(), self.frontier.root()),
+        };
         if size == self.last_checkpoint.0 && size != 0 {
             self.last_checkpoint.1 = Instant::now();
             return Ok(());
@@ -515,7 +544,7 @@ impl Store {
         let cp = Checkpoint {
             origin: self.keys.origin.clone(),
             size,
-            root: self.frontier.root(),
+            root,
             time: now_micros(),
         };
         let note = self.keys.sign(&cp.body());
@@ -529,6 +558,42 @@ impl Store {
             return Err(io_err(&p)(e));
         }
         self.last_checkpoint = (size, Instant::now());
+        Ok(())
+    }
+
+    /// The size and root of the tree of sealed events.
+    fn sealed_tree(&self) -> Result<(u64, Hash)> {
+        let m = &self.manifest;
+        let hashes = m
+            .sealed_frontier
+            .iter()
+            .map(|h| unhex(h).ok_or_else(|| format!("manifest: bad hash {h:?}")))
+            .collect::<Result<Vec<_>>>()?;
+        let f = Frontier::from_parts(m.sealed_size, hashes)?;
+        Ok((f.size(), f.root()))
+    }
+
+    /// Switches to loading in bulk, for input that is kept elsewhere and can be loaded again
+    /// (the files `kaudit import` reads): appends then skip the write-ahead log (its write,
+    /// checksum and fsync) and go straight into the segment being built. An event is durable
+    /// once its segment is sealed (every `seal_rows` events, and by [`Store::seal`] and
+    /// [`Store::close`]), not when its append returns: a crash loses the unsealed ones and
+    /// never a sealed one, and loading the same input again adds exactly those
+    /// (deduplication skips the rest). Checkpoints are signed over sealed events only, so
+    /// `kaudit verify` holds at every moment. What the WAL holds is sealed first.
+    pub fn begin_bulk(&mut self) -> Result<()> {
+        if self.bulk.is_some() {
+            return Ok(());
+        }
+        self.seal()?;
+        if self.live.is_none() {
+            self.start_live();
+        }
+        match &self.live {
+            Some(l) if l.first == self.frontier.size() && self.wal_rows == 0 => {}
+            _ => return Err("the sealing thread is not running: cannot load in bulk".into()),
+        }
+        self.bulk = Some(self.frontier.size());
         Ok(())
     }
 
@@ -549,14 +614,25 @@ impl Store {
         let cp_path = self.layout.checkpoints();
         self.checkpoints.sync_data().map_err(io_err(&cp_path))?;
         let next = self.frontier.size();
-        let new_wal =
-            wal::Writer::create(&self.layout.wal(), next).map_err(io_err(&self.layout.wal()))?;
-        let old = std::mem::replace(&mut self.wal, new_wal);
-        let live = self.finish_live(old.first);
+        let (first, path) = match self.bulk {
+            // The WAL file stays empty (and starts at or below the sealed size: opening the
+            // store after a crash removes it).
+            Some(first) => {
+                self.bulk = Some(next);
+                (first, None)
+            }
+            None => {
+                let new_wal = wal::Writer::create(&self.layout.wal(), next)
+                    .map_err(io_err(&self.layout.wal()))?;
+                let old = std::mem::replace(&mut self.wal, new_wal);
+                (old.first, Some(old.path.clone()))
+            }
+        };
+        let live = self.finish_live(first);
         self.pending.push_back(Pending {
-            first: old.first,
+            first,
             last: next - 1,
-            path: old.path.clone(),
+            path,
             frontier_after: self.frontier.hashes().to_vec(),
             live,
         });
@@ -573,7 +649,7 @@ impl Store {
         if self.wal_rows != 0 {
             return;
         }
-        let first = self.wal.first;
+        let first = self.bulk.unwrap_or(self.wal.first);
         let open = Msg::Open {
             first,
             tmp: self
@@ -592,15 +668,16 @@ impl Store {
     }
 
     /// Adds the records just made durable (`written`, from leaf `first_leaf` on) to the
-    /// live segment, and hands its full pages to the sealing thread.
+    /// live segment, and hands its full pages to the sealing thread. Returns whether the live
+    /// segment holds them (there was one, and it did not fail).
     fn feed_live(
         &mut self,
         batches: &[&[Incoming<'_>]],
         written: &[(usize, usize, u8)],
         first_leaf: u64,
-    ) {
+    ) -> bool {
         let Some(live) = self.live.as_mut() else {
-            return;
+            return false;
         };
         debug_assert_eq!(live.first + live.builder.total_rows(), first_leaf);
         let mut ok = true;
@@ -641,6 +718,7 @@ impl Store {
             self.live = None;
             let _ = self.sealer.send(Msg::Abort { first });
         }
+        ok
     }
 
     /// Ends the live segment of the WAL file starting at `first`: its last page goes to the
@@ -667,6 +745,9 @@ impl Store {
     /// blocks and never fails: a failure is kept in [`Store::seal_error`] and retried a
     /// little later (the WAL keeps the data meanwhile).
     pub fn poll_seals(&mut self, wait: bool) -> Result<()> {
+        if let Some(e) = &self.broken {
+            return if wait { Err(e.clone()) } else { Ok(()) };
+        }
         loop {
             if !self.sealer.busy
                 && let Some(p) = self.pending.front_mut()
@@ -699,6 +780,19 @@ impl Store {
                 Ok(()) => {
                     self.sealer.error = None;
                     self.sealer.retry_at = None;
+                    if self.bulk.is_some() {
+                        self.housekeeping_error = self.checkpoint().err();
+                    }
+                }
+                Err(e) if self.pending.front().is_some_and(|p| p.path.is_none()) => {
+                    // Built without the WAL: there is nothing to read back and try again.
+                    let e = format!(
+                        "{e} (loaded in bulk: the events since the last sealed segment are not \
+                         stored; load them again)"
+                    );
+                    self.sealer.error = Some(e.clone());
+                    self.broken = Some(e.clone());
+                    return if wait { Err(e) } else { Ok(()) };
                 }
                 Err(e) => {
                     self.sealer.error = Some(e.clone());
@@ -735,7 +829,7 @@ impl Store {
         let pending: u64 = self
             .pending
             .iter()
-            .filter_map(|p| fs::metadata(&p.path).ok())
+            .filter_map(|p| fs::metadata(p.path.as_ref()?).ok())
             .map(|m| m.len())
             .sum();
         pending + self.wal.len
@@ -769,12 +863,18 @@ impl Store {
         self.manifest = m;
         self.pending.pop_front();
         self.dedup.sealed(&self.manifest.segments);
-        fs::remove_file(&wal_path).map_err(io_err(&wal_path))?;
+        if let Some(p) = wal_path {
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
         Ok(())
     }
 
-    /// Signs a final checkpoint, makes the checkpoint log durable and finishes pending seals.
+    /// Signs a final checkpoint, makes the checkpoint log durable and finishes pending seals
+    /// (when loading in bulk, seals everything first).
     pub fn close(mut self) -> Result<()> {
+        if self.bulk.is_some() {
+            self.seal()?;
+        }
         self.checkpoint()?;
         let p = self.layout.checkpoints();
         self.checkpoints.sync_data().map_err(io_err(&p))?;
@@ -900,7 +1000,8 @@ pub struct CheckpointLine {
 struct Pending {
     first: u64,
     last: u64,
-    path: PathBuf,
+    /// The WAL file; `None` when loaded in bulk (the live segment is all there is).
+    path: Option<PathBuf>,
     /// The tree's right edge after its last leaf.
     frontier_after: Vec<[u8; 32]>,
     /// Its segment was built while appending: the sealing thread holds its pages, and these
@@ -918,7 +1019,8 @@ struct Live {
 struct SealJob {
     first: u64,
     last: u64,
-    wal: PathBuf,
+    /// `None` when loaded in bulk: there is no WAL file to read back.
+    wal: Option<PathBuf>,
     segment: PathBuf,
     origin: String,
     group_rows: usize,
@@ -1011,8 +1113,10 @@ impl Sealer {
                             let r = match (w, &job.live) {
                                 (Some(Ok(w)), Some(terms)) => match seal_live(&job, w, terms) {
                                     Ok(m) => Ok((m, true)),
+                                    Err(e) if job.wal.is_none() => Err(e),
                                     Err(_) => seal_file(&job).map(|m| (m, false)),
                                 },
+                                (Some(Err(e)), _) if job.wal.is_none() => Err(e),
                                 _ => seal_file(&job).map(|m| (m, false)),
                             };
                             if tx.send(r).is_err() {
@@ -1112,7 +1216,13 @@ fn seal_live(
 /// Writes the segment of one complete WAL file by reading it back (on the sealing thread). A
 /// failure leaves no segment file (the writer removes its temporary file).
 fn seal_file(job: &SealJob) -> Result<SegmentMeta> {
-    let (first, last, wal_path, path) = (job.first, job.last, &job.wal, &job.segment);
+    let (first, last, path) = (job.first, job.last, &job.segment);
+    let Some(wal_path) = &job.wal else {
+        return Err(format!(
+            "{}: leaves {first}..={last} were loaded in bulk and their segment was not built",
+            path.display()
+        ));
+    };
     let mut b = segment::SegmentWriter::create(path, first, &job.origin, job.group_rows)?;
     let mut leaf = first;
     let mut err = None;
