@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use kaudit_model::cloud::{self, Format};
 use kaudit_model::decode::{self, DecodeError, ErrorKind, Record};
-use kaudit_store::{Store, now_micros};
+use kaudit_store::{Incoming, Store, now_micros};
 
 use crate::batch::Batch;
 
@@ -87,10 +87,10 @@ pub fn import(
     let paths = crate::rotation::order(paths);
     // Files can be read again after a crash, so the store loads them in bulk, without its
     // write-ahead log (see `Store::begin_bulk`); not a pipe or a device.
-    if paths
+    let bulk = paths
         .iter()
-        .all(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
-    {
+        .all(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+    if bulk {
         store.begin_bulk()?;
     }
     let total = paths
@@ -104,7 +104,7 @@ pub fn import(
     };
     let mut out = Vec::new();
     for path in &paths {
-        let f = import_file(store, path, opts, &mut done, &mut progress)?;
+        let f = import_file(store, path, opts, bulk, &mut done, &mut progress)?;
         out.push(f);
     }
     Ok(out)
@@ -163,6 +163,7 @@ fn import_file(
     store: &mut Store,
     path: &Path,
     opts: &Options,
+    bulk: bool,
     done: &mut Progress,
     progress: &mut impl FnMut(Progress),
 ) -> Result<FileSummary, String> {
@@ -175,8 +176,30 @@ fn import_file(
     let mut batch = Batch::new(&opts.cluster, 0);
     let mut failed: Option<String> = None;
     let base = *done;
+    let mut received = now_micros();
     let mut cb = |item: Result<Record<'_>, DecodeError>| {
         match item {
+            Ok(rec) if bulk => {
+                fs.events += 1;
+                let inc = Incoming::new(received, &opts.cluster, rec.raw, &rec.event);
+                match store.push_bulk(&inc) {
+                    Ok(true) => fs.stored += 1,
+                    Ok(false) => fs.duplicates += 1,
+                    Err(e) => {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                // The time of receipt moves on as a batch's would.
+                if fs.events % BATCH as u64 == 0 {
+                    received = now_micros();
+                    progress(Progress {
+                        bytes: base.bytes + counter.get(),
+                        total: base.total,
+                        events: base.events + fs.events,
+                    });
+                }
+            }
             Ok(rec) => {
                 fs.events += 1;
                 batch.push(rec.raw, &rec.event);

@@ -144,6 +144,8 @@ pub struct Store {
     bulk: Option<u64>,
     /// Why bulk loading cannot go on: a segment built without the WAL was lost.
     broken: Option<String>,
+    /// `layout.segments()`, made once (deduplication may read segments on any append).
+    segments_dir: PathBuf,
     /// Held (an exclusive file lock on `lock`) while the store is open for writing.
     _lock: File,
 }
@@ -331,6 +333,7 @@ impl Store {
                 )
             }
         };
+        let segments_dir = layout.segments();
         let mut store = Store {
             layout,
             keys,
@@ -350,6 +353,7 @@ impl Store {
             live: None,
             bulk: None,
             broken: None,
+            segments_dir,
             _lock: lock,
         };
         store.start_live();
@@ -410,7 +414,7 @@ impl Store {
         let mut undo: Vec<(u64, u8)> = Vec::new();
         // (batch, event, flags) of each record written, in leaf order.
         let mut written: Vec<(usize, usize, u8)> = Vec::new();
-        let segments = self.layout.segments();
+        let segments = self.segments_dir.clone();
         for (bi, batch) in batches.iter().enumerate() {
             let marks = (frames.len(), leaves.len(), undo.len(), written.len());
             let mut out = Appended::default();
@@ -683,33 +687,10 @@ impl Store {
         let mut ok = true;
         for (k, &(bi, ii, flags)) in written.iter().enumerate() {
             let inc = &batches[bi][ii];
-            let rec = StoredRecord {
-                received: inc.received,
-                cluster: inc.cluster,
-                event: inc.raw,
-            };
             let leaf = first_leaf + k as u64;
-            let first = flags & wal::FIRST != 0;
-            match &inc.row {
-                Some(r) => live.builder.push(leaf, &rec, &r.get(), first),
-                None => match serde_json::from_str::<Event<'_>>(inc.raw) {
-                    Ok(e) => live.builder.push(leaf, &rec, &Row::from_event(&e), first),
-                    Err(_) => {
-                        ok = false;
-                        break;
-                    }
-                },
-            }
-            if let Some((batch, end)) = live.builder.take_page() {
-                let page = Msg::Page {
-                    first: live.first,
-                    batch,
-                    end_group: end,
-                };
-                if self.sealer.send(page).is_err() {
-                    ok = false;
-                    break;
-                }
+            if live_push(live, &self.sealer, leaf, inc, flags & wal::FIRST != 0).is_err() {
+                ok = false;
+                break;
             }
         }
         if !ok {
@@ -719,6 +700,76 @@ impl Store {
             let _ = self.sealer.send(Msg::Abort { first });
         }
         ok
+    }
+
+    /// Loads one event in bulk (after [`Store::begin_bulk`]): deduplicated, hashed and added
+    /// to the segment being built at once, with none of a batch's bookkeeping. Returns whether
+    /// it was stored (`false`: a duplicate). After an error nothing more can be loaded in
+    /// this session (see [`Store::begin_bulk`]), except for a refused event (an over-long
+    /// cluster name or event), which leaves the store as it was.
+    pub fn push_bulk(&mut self, inc: &Incoming<'_>) -> Result<bool> {
+        if self.bulk.is_none() {
+            return Err("not loading in bulk".into());
+        }
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        if inc.cluster.len() > MAX_CLUSTER {
+            return Err(format!("cluster name longer than {MAX_CLUSTER} bytes"));
+        }
+        let rec = StoredRecord {
+            received: inc.received,
+            cluster: inc.cluster,
+            event: inc.raw,
+        };
+        if rec.encoded_len() > wal::MAX_RECORD {
+            return Err(format!(
+                "event {:?} is {} bytes, above the {} byte limit",
+                inc.audit_id,
+                rec.encoded_len(),
+                wal::MAX_RECORD
+            ));
+        }
+        let mut first = true;
+        if !inc.audit_id.is_empty() {
+            let key = self.dedup.key(inc.cluster, inc.audit_id, inc.time);
+            let bit = stage_bit(inc.stage);
+            let bits = self
+                .dedup
+                .lookup(key, inc.time, bit, &self.segments_dir)
+                .map_err(|e| format!("reading stored keys to deduplicate: {e}"))?;
+            if bits & bit != 0 {
+                return Ok(false);
+            }
+            first = bits == 0;
+            self.dedup.note(key, bit);
+        }
+        let leaf = self.frontier.size();
+        self.frontier.push(record_hash(&rec));
+        self.wal_rows += 1;
+        let sent = match self.live.as_mut() {
+            Some(live) => live_push(live, &self.sealer, leaf, inc, first),
+            None => Err(()),
+        };
+        match sent {
+            Ok(page) => {
+                if self.wal_rows >= self.opts.seal_rows {
+                    self.housekeeping_error = self.rotate().err();
+                    let _ = self.poll_seals(false);
+                } else if page {
+                    let _ = self.poll_seals(false);
+                }
+            }
+            Err(()) => {
+                let e = "the segment being built without the write-ahead log failed: the \
+                         events loaded since the last sealed segment are not stored; load them \
+                         again"
+                    .to_string();
+                self.broken = Some(e.clone());
+                return Err(e);
+            }
+        }
+        Ok(true)
     }
 
     /// Ends the live segment of the WAL file starting at `first`: its last page goes to the
@@ -1191,6 +1242,39 @@ impl Drop for Sealer {
             let _ = t.join();
         }
     }
+}
+
+/// Adds one stored event (leaf `leaf`) to a live segment and hands a full page to the sealing
+/// thread; returns whether it did (a page ends every few thousand rows). Fails if the event
+/// carries no row and does not parse, or the sealing thread has stopped.
+fn live_push(
+    live: &mut Live,
+    sealer: &Sealer,
+    leaf: u64,
+    inc: &Incoming<'_>,
+    first: bool,
+) -> std::result::Result<bool, ()> {
+    let rec = StoredRecord {
+        received: inc.received,
+        cluster: inc.cluster,
+        event: inc.raw,
+    };
+    match &inc.row {
+        Some(r) => live.builder.push(leaf, &rec, &r.get(), first),
+        None => {
+            let e = serde_json::from_str::<Event<'_>>(inc.raw).map_err(|_| ())?;
+            live.builder.push(leaf, &rec, &Row::from_event(&e), first);
+        }
+    }
+    let Some((batch, end_group)) = live.builder.take_page() else {
+        return Ok(false);
+    };
+    let page = Msg::Page {
+        first: live.first,
+        batch,
+        end_group,
+    };
+    sealer.send(page).map(|_| true).map_err(|_| ())
 }
 
 /// Finishes the live segment of a complete WAL file (on the sealing thread), after checking

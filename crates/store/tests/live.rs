@@ -222,50 +222,86 @@ fn a_bulk_load_writes_the_same_segments_without_the_wal() {
     let clusters: Vec<String> = (0..inputs.len()).map(|i| format!("c{}", i % 3)).collect();
     let evs = events(&inputs);
     let batches = batches(&evs, &clusters);
+    // Eight batches a segment: appending batches and pushing events one by one then seal
+    // segments at the same leaves.
+    let opts = Options {
+        seal_rows: 8 * 97,
+        ..opts()
+    };
     let tmp = tempfile::tempdir().unwrap();
 
     let wal = tmp.path().join("wal");
-    let mut s = Store::open(&wal, opts()).unwrap();
+    let mut s = Store::open(&wal, opts.clone()).unwrap();
     for b in &batches {
         s.append(b).unwrap();
     }
     s.seal().unwrap();
     s.close().unwrap();
+    let stored = s_counts(&wal);
 
-    let bulk = tmp.path().join("bulk");
-    fs::create_dir_all(bulk.join("keys")).unwrap();
-    for e in fs::read_dir(wal.join("keys")).unwrap() {
-        let p = e.unwrap().path();
-        fs::copy(&p, bulk.join("keys").join(p.file_name().unwrap())).unwrap();
-    }
-    let mut s = Store::open(&bulk, opts()).unwrap();
-    s.begin_bulk().unwrap();
-    let empty = wal_sizes(&bulk);
-    assert_eq!(empty.len(), 1);
-    for b in &batches {
-        s.append(b).unwrap();
-    }
-    assert_eq!(wal_sizes(&bulk), empty, "nothing written to the WAL");
-    assert!(s.seal_counts().0 >= 3, "segments sealed during the load");
-    s.close().unwrap();
-    // (The samples repeat an event or two: both stores skip the same duplicates.)
-    assert_eq!(s_counts(&bulk), s_counts(&wal));
+    // In bulk: whole batches, then one event at a time; same keys, so the same origin.
+    for (name, by_event) in [("bulk", false), ("bulk-events", true)] {
+        let bulk = tmp.path().join(name);
+        fs::create_dir_all(bulk.join("keys")).unwrap();
+        for e in fs::read_dir(wal.join("keys")).unwrap() {
+            let p = e.unwrap().path();
+            fs::copy(&p, bulk.join("keys").join(p.file_name().unwrap())).unwrap();
+        }
+        let mut s = Store::open(&bulk, opts.clone()).unwrap();
+        s.begin_bulk().unwrap();
+        let empty = wal_sizes(&bulk);
+        assert_eq!(empty.len(), 1);
+        let (mut n, mut dups) = (0, 0);
+        for b in &batches {
+            if by_event {
+                for inc in b {
+                    match s.push_bulk(inc).unwrap() {
+                        true => n += 1,
+                        false => dups += 1,
+                    }
+                }
+            } else {
+                let a = s.append(b).unwrap();
+                n += a.stored;
+                dups += a.duplicates;
+            }
+        }
+        assert_eq!(
+            wal_sizes(&bulk),
+            empty,
+            "{name}: nothing written to the WAL"
+        );
+        assert!(
+            s.seal_counts().0 >= 3,
+            "{name}: segments sealed during the load"
+        );
+        s.close().unwrap();
+        // (The samples repeat an event or two: every store skips the same duplicates.)
+        assert_eq!((n, n + dups), (stored, evs.len() as u64), "{name}");
+        assert_eq!(s_counts(&bulk), stored, "{name}");
 
-    let (a, b) = (segment_files(&wal), segment_files(&bulk));
-    assert_eq!(
-        a.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        b.iter().map(|f| &f.0).collect::<Vec<_>>()
+        let (a, b) = (segment_files(&wal), segment_files(&bulk));
+        assert_eq!(
+            a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            b.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "{name}"
+        );
+        for ((file, x), (_, y)) in a.iter().zip(&b) {
+            assert!(
+                x == y,
+                "{file} differs between the WAL and the {name} store"
+            );
+        }
+        let manifest = |d: &Path| -> serde_json::Value {
+            serde_json::from_str(&fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
+        };
+        assert_eq!(manifest(&wal)["segments"], manifest(&bulk)["segments"]);
+    }
+    let mut s = Store::open(&tmp.path().join("wal"), opts).unwrap();
+    assert!(
+        s.push_bulk(&batches[0][0]).is_err(),
+        "pushing needs a bulk load"
     );
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "{name} differs between the WAL and the bulk store");
-    }
-    let manifest = |d: &Path| -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
-    };
-    assert_eq!(manifest(&wal)["segments"], manifest(&bulk)["segments"]);
-    let r = kaudit_store::verify::verify(&bulk, None).unwrap();
-    assert_eq!(r.failure, None);
-    assert!(r.events + 5 > evs.len() as u64);
 }
 
 /// Events in a store, as `kaudit verify` counts them (failing the test if it finds damage).
