@@ -12,7 +12,8 @@ use kaudit_store::{Incoming, Store, now_micros};
 
 use crate::batch::Batch;
 
-/// Events per store append (one fsync each).
+/// Events per store append (one fsync each) when the input is a pipe; in a bulk load, events
+/// between progress reports (and between readings of the clock for their time of receipt).
 pub const BATCH: usize = 8192;
 /// Skipped records named per file before only counting.
 pub const MAX_REPORTED: usize = 20;
@@ -191,7 +192,7 @@ fn import_file(
                     }
                 }
                 // The time of receipt moves on as a batch's would.
-                if fs.events % BATCH as u64 == 0 {
+                if fs.events.is_multiple_of(BATCH as u64) {
                     received = now_micros();
                     progress(Progress {
                         bytes: base.bytes + counter.get(),
