@@ -17,7 +17,7 @@ echo "corpus: $n events, $((raw / 1000000)) MB of audit.log (kaudit gen, seed 1)
 # figure is MB per CPU-second.
 read -r secs usr sys < <( { /usr/bin/time -f "%e %U %S" "$k" import --quiet --data "$w/data" "$w/audit.log" >/dev/null; } 2>&1 | tail -1)
 cpu=$(echo "$usr + $sys" | bc -l)
-printf "import (fsync per 8192-event batch, sealed to Parquet): %.1f s wall, %.0f MB/s, %.0f events/s; %.1f CPU-s (user %.1f + sys %.1f): %.0f MB per CPU-second\n" \
+printf "import (files loaded in bulk: each segment fsync'd as it is sealed): %.1f s wall, %.0f MB/s, %.0f events/s; %.1f CPU-s (user %.1f + sys %.1f): %.0f MB per CPU-second\n" \
   "$secs" "$(echo "$raw / 1000000 / $secs" | bc -l)" "$(echo "$n / $secs" | bc -l)" "$cpu" "$usr" "$sys" "$(echo "$raw / 1000000 / $cpu" | bc -l)"
 seg=$(du -sb "$w/data/segments" | cut -f1)
 printf "bytes on disk: segments %d MB vs raw %d MB -> %.1fx smaller\n" $((seg / 1000000)) $((raw / 1000000)) "$(echo "$raw / $seg" | bc -l)"

@@ -28,7 +28,8 @@ enum Command {
     Policy(cmd::policy::PolicyCommand),
     /// Generate realistic audit traffic from a fake cluster (seeded, deterministic).
     Gen(cmd::generate::GenArgs),
-    /// Import audit logs into the data directory (deduplicated; rotated sets in order).
+    /// Import audit logs into the data directory (deduplicated, so an interrupted import is
+    /// simply run again; rotated sets in order).
     Import(cmd::store::ImportArgs),
     /// Recompute the data directory's Merkle tree from the stored bytes and check every
     /// signed checkpoint. Exit 1 names the first altered, missing, reordered or cut record.
