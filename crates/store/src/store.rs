@@ -925,6 +925,15 @@ impl Store {
     pub fn close(mut self) -> Result<()> {
         if self.bulk.is_some() {
             self.seal()?;
+            // The WAL file still starts where the load began: the next one starts where the
+            // log ends (created before the old one goes; opening removes a leftover).
+            let next = self.frontier.size();
+            if self.wal.first != next {
+                let wal_dir = self.layout.wal();
+                let new_wal = wal::Writer::create(&wal_dir, next).map_err(io_err(&wal_dir))?;
+                let old = std::mem::replace(&mut self.wal, new_wal);
+                fs::remove_file(&old.path).map_err(io_err(&old.path))?;
+            }
         }
         self.checkpoint()?;
         let p = self.layout.checkpoints();

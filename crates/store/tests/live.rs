@@ -271,6 +271,7 @@ fn a_bulk_load_writes_the_same_segments_without_the_wal() {
             empty,
             "{name}: nothing written to the WAL"
         );
+        s.poll_seals(true).unwrap();
         assert!(
             s.seal_counts().0 >= 3,
             "{name}: segments sealed during the load"
@@ -340,7 +341,9 @@ fn an_interrupted_bulk_load_keeps_its_sealed_segments_and_loads_the_rest_again()
         for b in &batches[..part] {
             s.append(b).unwrap();
         }
-        // Stopped without closing: the segment being built is lost, sealed ones stay.
+        // The segments already complete are sealed; then the process stops without closing:
+        // the segment being built is lost, sealed ones stay.
+        s.poll_seals(true).unwrap();
         drop(s);
     }
     let kept = s_counts(&dir);
@@ -378,4 +381,13 @@ fn an_interrupted_bulk_load_keeps_its_sealed_segments_and_loads_the_rest_again()
     assert_eq!(s_counts(&dir), evs.len() as u64);
     assert_eq!(signed(&dir), evs.len() as u64);
     assert_eq!(wal_sizes(&dir).len(), 1, "the stale empty WAL file is gone");
+    let wal: Vec<_> = fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        wal,
+        [format!("{:020}.wal", evs.len())],
+        "the WAL starts where the log ends"
+    );
 }
