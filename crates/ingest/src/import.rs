@@ -87,10 +87,9 @@ pub fn import(
 ) -> Result<Vec<FileSummary>, String> {
     let paths = crate::rotation::order(paths);
     // Files can be read again after a crash, so the store loads them in bulk, without its
-    // write-ahead log (see `Store::begin_bulk`); not a pipe or a device.
-    let bulk = paths
-        .iter()
-        .all(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+    // write-ahead log (see `Store::begin_bulk`); not a pipe or a device, nor a deleted file (a
+    // shell's here-document behind /dev/stdin).
+    let bulk = paths.iter().all(|p| can_read_again(p));
     if bulk {
         store.begin_bulk()?;
     }
@@ -157,6 +156,22 @@ pub fn read_file(
             .read_to_end(&mut all)
             .map_err(|e| format!("{name}: {e}"))?;
         Ok(cloud::decode_as(&all, format, cb))
+    }
+}
+
+/// Whether `path` is a file that can be read again: regular and not deleted.
+fn can_read_again(path: &Path) -> bool {
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        m.is_file() && m.nlink() > 0
+    }
+    #[cfg(not(unix))]
+    {
+        m.is_file()
     }
 }
 

@@ -614,9 +614,12 @@ impl Store {
         if self.wal_rows == 0 {
             return Ok(());
         }
-        self.checkpoint()?;
-        let cp_path = self.layout.checkpoints();
-        self.checkpoints.sync_data().map_err(io_err(&cp_path))?;
+        if self.bulk.is_none() {
+            // (In bulk, checkpoints follow seals: nothing new is durable yet.)
+            self.checkpoint()?;
+            let cp_path = self.layout.checkpoints();
+            self.checkpoints.sync_data().map_err(io_err(&cp_path))?;
+        }
         let next = self.frontier.size();
         let (first, path) = match self.bulk {
             // The WAL file stays empty (and starts at or below the sealed size: opening the
@@ -688,7 +691,35 @@ impl Store {
         for (k, &(bi, ii, flags)) in written.iter().enumerate() {
             let inc = &batches[bi][ii];
             let leaf = first_leaf + k as u64;
-            if live_push(live, &self.sealer, leaf, inc, flags & wal::FIRST != 0).is_err() {
+            let rec = StoredRecord {
+                received: inc.received,
+                cluster: inc.cluster,
+                event: inc.raw,
+            };
+            let parsed;
+            let row = match &inc.row {
+                Some(r) => r.get(),
+                None => match serde_json::from_str::<Event<'_>>(inc.raw) {
+                    Ok(e) => {
+                        parsed = e;
+                        Row::from_event(&parsed)
+                    }
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                },
+            };
+            if live_push(
+                live,
+                &self.sealer,
+                leaf,
+                &rec,
+                &row,
+                flags & wal::FIRST != 0,
+            )
+            .is_err()
+            {
                 ok = false;
                 break;
             }
@@ -730,6 +761,17 @@ impl Store {
                 wal::MAX_RECORD
             ));
         }
+        // Its row, before anything changes: an event without one that does not parse is
+        // refused like an over-long one.
+        let parsed;
+        let row = match &inc.row {
+            Some(r) => r.get(),
+            None => {
+                parsed = serde_json::from_str::<Event<'_>>(inc.raw)
+                    .map_err(|e| format!("event {:?} is not an audit event: {e}", inc.audit_id))?;
+                Row::from_event(&parsed)
+            }
+        };
         let mut first = true;
         if !inc.audit_id.is_empty() {
             let key = self.dedup.key(inc.cluster, inc.audit_id, inc.time);
@@ -748,7 +790,7 @@ impl Store {
         self.frontier.push(record_hash(&rec));
         self.wal_rows += 1;
         let sent = match self.live.as_mut() {
-            Some(live) => live_push(live, &self.sealer, leaf, inc, first),
+            Some(live) => live_push(live, &self.sealer, leaf, &rec, &row, first),
             None => Err(()),
         };
         match sent {
@@ -796,9 +838,6 @@ impl Store {
     /// blocks and never fails: a failure is kept in [`Store::seal_error`] and retried a
     /// little later (the WAL keeps the data meanwhile).
     pub fn poll_seals(&mut self, wait: bool) -> Result<()> {
-        if let Some(e) = &self.broken {
-            return if wait { Err(e.clone()) } else { Ok(()) };
-        }
         loop {
             if !self.sealer.busy
                 && let Some(p) = self.pending.front_mut()
@@ -924,6 +963,11 @@ impl Store {
     /// (when loading in bulk, seals everything first).
     pub fn close(mut self) -> Result<()> {
         if self.bulk.is_some() {
+            if let Some(e) = self.broken.clone() {
+                // Complete segments before the failure are still sealed.
+                let _ = self.poll_seals(true);
+                return Err(e);
+            }
             self.seal()?;
             // The WAL file still starts where the load began: the next one starts where the
             // log ends (created before the old one goes; opening removes a leftover).
@@ -1254,27 +1298,17 @@ impl Drop for Sealer {
 }
 
 /// Adds one stored event (leaf `leaf`) to a live segment and hands a full page to the sealing
-/// thread; returns whether it did (a page ends every few thousand rows). Fails if the event
-/// carries no row and does not parse, or the sealing thread has stopped.
+/// thread; returns whether it did (a page ends every few thousand rows). Fails if the sealing
+/// thread has stopped.
 fn live_push(
     live: &mut Live,
     sealer: &Sealer,
     leaf: u64,
-    inc: &Incoming<'_>,
+    rec: &StoredRecord<'_>,
+    row: &Row<'_>,
     first: bool,
 ) -> std::result::Result<bool, ()> {
-    let rec = StoredRecord {
-        received: inc.received,
-        cluster: inc.cluster,
-        event: inc.raw,
-    };
-    match &inc.row {
-        Some(r) => live.builder.push(leaf, &rec, &r.get(), first),
-        None => {
-            let e = serde_json::from_str::<Event<'_>>(inc.raw).map_err(|_| ())?;
-            live.builder.push(leaf, &rec, &Row::from_event(&e), first);
-        }
-    }
+    live.builder.push(leaf, rec, row, first);
     let Some((batch, end_group)) = live.builder.take_page() else {
         return Ok(false);
     };

@@ -53,6 +53,10 @@ pub fn verify(dir: &Path, key: Option<&str>) -> Result<Report, String> {
             dir.display()
         ));
     }
+    // Checkpoints are read before the manifest: a writer lists a segment before it signs a
+    // checkpoint covering it (a bulk load), so read in this order the two never disagree
+    // falsely while it runs.
+    let checkpoints = read_text(&layout.checkpoints())?;
     let manifest = Manifest::load(&layout.manifest()).map_err(|e| e.to_string())?;
     let keys = match key {
         Some(k) => Keys::verifier(manifest.origin.clone(), k)?,
@@ -63,19 +67,29 @@ pub fn verify(dir: &Path, key: Option<&str>) -> Result<Report, String> {
         }
     };
     let mut r = Report::default();
-    match run(&layout, &manifest, &keys, &mut r) {
+    match run(&layout, &manifest, &keys, &checkpoints, &mut r) {
         Ok(()) => {}
         Err(e) => r.failure = Some(e),
     }
     Ok(r)
 }
 
-fn read_notes(path: &Path, keys: &Keys, what: &str) -> Result<Vec<(usize, String)>, String> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
+/// A file's text; empty if there is no such file.
+fn read_text(path: &Path) -> Result<String, String> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The signed notes of `text` (the file at `path`), one per line.
+fn read_notes(
+    path: &Path,
+    text: &str,
+    keys: &Keys,
+    what: &str,
+) -> Result<Vec<(usize, String)>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -92,12 +106,18 @@ fn read_notes(path: &Path, keys: &Keys, what: &str) -> Result<Vec<(usize, String
     Ok(out)
 }
 
-fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Result<(), String> {
+fn run(
+    layout: &Layout,
+    manifest: &Manifest,
+    keys: &Keys,
+    checkpoints_text: &str,
+    r: &mut Report,
+) -> Result<(), String> {
     // Signed history: checkpoints and retention records.
     let cp_path = layout.checkpoints();
     let mut checkpoints: BTreeMap<u64, (usize, Checkpoint)> = BTreeMap::new();
     let mut last_size = 0;
-    for (line, body) in read_notes(&cp_path, keys, "checkpoint")? {
+    for (line, body) in read_notes(&cp_path, checkpoints_text, keys, "checkpoint")? {
         let cp =
             Checkpoint::parse(&body).map_err(|e| format!("{}:{line}: {e}", cp_path.display()))?;
         if cp.origin != manifest.origin {
@@ -131,7 +151,7 @@ fn run(layout: &Layout, manifest: &Manifest, keys: &Keys, r: &mut Report) -> Res
     }
     let ret_path = layout.retention();
     let mut frontier = Frontier::new();
-    for (line, body) in read_notes(&ret_path, keys, "retention record")? {
+    for (line, body) in read_notes(&ret_path, &read_text(&ret_path)?, keys, "retention record")? {
         r.retention_records += 1;
         let at = format!("{}:{line}", ret_path.display());
         let edge = retention_edge(&body).map_err(|e| format!("{at}: {e}"))?;
