@@ -202,7 +202,8 @@ fn import_file(
                     Ok(true) => fs.stored += 1,
                     Ok(false) => fs.duplicates += 1,
                     Err(e) => {
-                        failed = Some(e);
+                        let item = rec.item.map(|i| format!(" (item {i})")).unwrap_or_default();
+                        failed = Some(format!("{name}:{}{item}: {e}", rec.line));
                         return ControlFlow::Break(());
                     }
                 }

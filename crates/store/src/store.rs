@@ -45,6 +45,26 @@ impl Default for Options {
     }
 }
 
+/// Why a bulk load cannot go on after its segment failed.
+const BULK_LOST: &str = "the segment being built without the write-ahead log failed: the \
+                         events loaded since the last sealed segment are not stored; load them \
+                         again";
+
+/// Why an event cannot be stored at all: an over-long cluster name or event.
+fn refusal(inc: &Incoming<'_>) -> Option<String> {
+    if inc.cluster.len() > MAX_CLUSTER {
+        return Some(format!("cluster name longer than {MAX_CLUSTER} bytes"));
+    }
+    let len = inc.record().encoded_len();
+    (len > wal::MAX_RECORD).then(|| {
+        format!(
+            "event {:?} is {len} bytes, above the {} byte limit",
+            inc.audit_id,
+            wal::MAX_RECORD
+        )
+    })
+}
+
 /// One event to store.
 pub struct Incoming<'a> {
     /// When it was received (microseconds since the epoch).
@@ -62,6 +82,28 @@ pub struct Incoming<'a> {
 }
 
 impl<'a> Incoming<'a> {
+    /// What the store keeps of it (a leaf's content).
+    fn record(&self) -> StoredRecord<'a> {
+        StoredRecord {
+            received: self.received,
+            cluster: self.cluster,
+            event: self.raw,
+        }
+    }
+
+    /// Its row: the one it carries, or parsed from `raw` into `slot`.
+    fn take_row<'s>(
+        &'s self,
+        slot: &'s mut Option<Event<'a>>,
+    ) -> std::result::Result<Row<'s>, serde_json::Error> {
+        match self.row {
+            Some(r) => Ok(r.get()),
+            None => Ok(Row::from_event(
+                slot.insert(serde_json::from_str(self.raw)?),
+            )),
+        }
+    }
+
     /// The incoming form of a parsed event.
     pub fn new(received: i64, cluster: &'a str, raw: &'a str, e: &'a Event<'a>) -> Incoming<'a> {
         Incoming {
@@ -414,51 +456,35 @@ impl Store {
         let mut undo: Vec<(u64, u8)> = Vec::new();
         // (batch, event, flags) of each record written, in leaf order.
         let mut written: Vec<(usize, usize, u8)> = Vec::new();
-        let segments = self.segments_dir.clone();
         for (bi, batch) in batches.iter().enumerate() {
             let marks = (frames.len(), leaves.len(), undo.len(), written.len());
             let mut out = Appended::default();
             let mut failed = None;
             for (ii, inc) in batch.iter().enumerate() {
-                if inc.cluster.len() > MAX_CLUSTER {
-                    failed = Some(format!("cluster name longer than {MAX_CLUSTER} bytes"));
+                if let Some(e) = refusal(inc) {
+                    failed = Some(e);
                     break;
                 }
-                let audit_id = inc.audit_id;
                 let mut flags = wal::FIRST;
-                if !audit_id.is_empty() {
-                    let key = self.dedup.key(inc.cluster, audit_id, inc.time);
-                    let bit = stage_bit(inc.stage);
-                    let bits = match self.dedup.lookup(key, inc.time, bit, &segments) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            failed = Some(format!("reading stored keys to deduplicate: {e}"));
-                            break;
+                match self.seen(inc) {
+                    Ok(None) => {}
+                    Ok(Some((key, bit, bits))) => {
+                        if bits & bit != 0 {
+                            out.duplicates += 1;
+                            continue;
                         }
-                    };
-                    if bits & bit != 0 {
-                        out.duplicates += 1;
-                        continue;
+                        if bits != 0 {
+                            flags = 0;
+                        }
+                        undo.push((key, self.dedup.current(key)));
+                        self.dedup.note(key, bit);
                     }
-                    if bits != 0 {
-                        flags = 0;
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
                     }
-                    undo.push((key, self.dedup.current(key)));
-                    self.dedup.note(key, bit);
                 }
-                let rec = StoredRecord {
-                    received: inc.received,
-                    cluster: inc.cluster,
-                    event: inc.raw,
-                };
-                if rec.encoded_len() > wal::MAX_RECORD {
-                    failed = Some(format!(
-                        "event {audit_id:?} is {} bytes, above the {} byte limit",
-                        rec.encoded_len(),
-                        wal::MAX_RECORD
-                    ));
-                    break;
-                }
+                let rec = inc.record();
                 if bulk {
                     leaves.push(record_hash(&rec));
                 } else {
@@ -504,9 +530,7 @@ impl Store {
         if !self.feed_live(batches, &written, first_leaf) && bulk {
             // The leaves are counted but their segment is gone: nothing more can be stored
             // in this session (what was sealed stays; loading again adds the rest).
-            let e = "the segment being built without the write-ahead log failed: the events \
-                     loaded since the last sealed segment are not stored; load them again"
-                .to_string();
+            let e = BULK_LOST.to_string();
             self.broken = Some(e.clone());
             return results
                 .into_iter()
@@ -691,35 +715,13 @@ impl Store {
         for (k, &(bi, ii, flags)) in written.iter().enumerate() {
             let inc = &batches[bi][ii];
             let leaf = first_leaf + k as u64;
-            let rec = StoredRecord {
-                received: inc.received,
-                cluster: inc.cluster,
-                event: inc.raw,
+            let mut parsed = None;
+            let Ok(row) = inc.take_row(&mut parsed) else {
+                ok = false;
+                break;
             };
-            let parsed;
-            let row = match &inc.row {
-                Some(r) => r.get(),
-                None => match serde_json::from_str::<Event<'_>>(inc.raw) {
-                    Ok(e) => {
-                        parsed = e;
-                        Row::from_event(&parsed)
-                    }
-                    Err(_) => {
-                        ok = false;
-                        break;
-                    }
-                },
-            };
-            if live_push(
-                live,
-                &self.sealer,
-                leaf,
-                &rec,
-                &row,
-                flags & wal::FIRST != 0,
-            )
-            .is_err()
-            {
+            let first = flags & wal::FIRST != 0;
+            if live_push(live, &self.sealer, leaf, &inc.record(), &row, first).is_err() {
                 ok = false;
                 break;
             }
@@ -745,47 +747,24 @@ impl Store {
         if let Some(e) = &self.broken {
             return Err(e.clone());
         }
-        if inc.cluster.len() > MAX_CLUSTER {
-            return Err(format!("cluster name longer than {MAX_CLUSTER} bytes"));
-        }
-        let rec = StoredRecord {
-            received: inc.received,
-            cluster: inc.cluster,
-            event: inc.raw,
-        };
-        if rec.encoded_len() > wal::MAX_RECORD {
-            return Err(format!(
-                "event {:?} is {} bytes, above the {} byte limit",
-                inc.audit_id,
-                rec.encoded_len(),
-                wal::MAX_RECORD
-            ));
+        if let Some(e) = refusal(inc) {
+            return Err(e);
         }
         // Its row, before anything changes: an event without one that does not parse is
         // refused like an over-long one.
-        let parsed;
-        let row = match &inc.row {
-            Some(r) => r.get(),
-            None => {
-                parsed = serde_json::from_str::<Event<'_>>(inc.raw)
-                    .map_err(|e| format!("event {:?} is not an audit event: {e}", inc.audit_id))?;
-                Row::from_event(&parsed)
-            }
-        };
+        let mut parsed = None;
+        let row = inc
+            .take_row(&mut parsed)
+            .map_err(|e| format!("event {:?} is not an audit event: {e}", inc.audit_id))?;
         let mut first = true;
-        if !inc.audit_id.is_empty() {
-            let key = self.dedup.key(inc.cluster, inc.audit_id, inc.time);
-            let bit = stage_bit(inc.stage);
-            let bits = self
-                .dedup
-                .lookup(key, inc.time, bit, &self.segments_dir)
-                .map_err(|e| format!("reading stored keys to deduplicate: {e}"))?;
+        if let Some((key, bit, bits)) = self.seen(inc)? {
             if bits & bit != 0 {
                 return Ok(false);
             }
             first = bits == 0;
             self.dedup.note(key, bit);
         }
+        let rec = inc.record();
         let leaf = self.frontier.size();
         self.frontier.push(record_hash(&rec));
         self.wal_rows += 1;
@@ -803,15 +782,25 @@ impl Store {
                 }
             }
             Err(()) => {
-                let e = "the segment being built without the write-ahead log failed: the \
-                         events loaded since the last sealed segment are not stored; load them \
-                         again"
-                    .to_string();
-                self.broken = Some(e.clone());
-                return Err(e);
+                self.broken = Some(BULK_LOST.to_string());
+                return Err(BULK_LOST.to_string());
             }
         }
         Ok(true)
+    }
+
+    /// The dedup state of an event with an audit ID: (key, its stage's bit, the stages stored).
+    fn seen(&mut self, inc: &Incoming<'_>) -> Result<Option<(u64, u8, u8)>> {
+        if inc.audit_id.is_empty() {
+            return Ok(None);
+        }
+        let key = self.dedup.key(inc.cluster, inc.audit_id, inc.time);
+        let bit = stage_bit(inc.stage);
+        let bits = self
+            .dedup
+            .lookup(key, inc.time, bit, &self.segments_dir)
+            .map_err(|e| format!("reading stored keys to deduplicate: {e}"))?;
+        Ok(Some((key, bit, bits)))
     }
 
     /// Ends the live segment of the WAL file starting at `first`: its last page goes to the

@@ -70,8 +70,10 @@ fn watches_finish_late_without_reading_cold_row_groups() {
     assert!(cold > 100, "{cold} cold row groups");
     // New requests in the same minutes as cold row groups are ruled out by Bloom filters.
     // (40,400 events stored; without them every one would search its minute's row groups.)
+    // The false positives vary with the random key seed: 60 to 160 row groups in runs here,
+    // so the bound is 1% of the events (it was 100, which failed about a third of runs).
     assert!(
-        loads0 < 100,
+        loads0 < 404,
         "{loads0} cold row groups read while storing new requests"
     );
     let ends: Vec<_> = (0..200).map(|r| event(r, "ResponseComplete")).collect();
