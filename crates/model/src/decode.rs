@@ -289,7 +289,7 @@ pub(crate) fn is_json_lines(data: &[u8]) -> bool {
         return true; // garbage: report it line by line
     }
     let end = memchr::memchr(b'\n', &data[p..]).map_or(data.len(), |e| p + e);
-    match std::str::from_utf8(&data[p..end]) {
+    match simdutf8::compat::from_utf8(&data[p..end]) {
         Ok(line) => serde_json::from_str::<IgnoredAny>(line.trim_end()).is_ok(),
         Err(_) => true,
     }
@@ -322,7 +322,7 @@ impl Decoder {
             if line.is_empty() {
                 continue;
             }
-            let text = match std::str::from_utf8(line) {
+            let text = match simdutf8::compat::from_utf8(line) {
                 Ok(t) => t,
                 Err(e) => {
                     let err = DecodeError {
@@ -344,7 +344,7 @@ impl Decoder {
 
     /// A whole document: one or more JSON values, each possibly spanning lines.
     fn document<'a>(&mut self, data: &'a [u8], f: &mut Sink<'_, 'a>) -> ControlFlow<()> {
-        let text = match std::str::from_utf8(data) {
+        let text = match simdutf8::compat::from_utf8(data) {
             Ok(t) => t,
             Err(e) => {
                 let line = 1 + memchr::memchr_iter(b'\n', &data[..e.valid_up_to()]).count() as u64;

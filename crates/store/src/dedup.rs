@@ -6,7 +6,8 @@
 //! - **cold**: older sealed row groups. All stages of a request share its
 //!   `requestReceivedTimestamp`, and every row group records the minutes its request times
 //!   fall in (`RowGroupTerms::minutes`). So a lookup consults only the cold row groups that
-//!   hold its minute, loading their keys from the segment on demand into a small LRU cache.
+//!   hold its minute (found through an index by minute, not by scanning them all: a store
+//!   holds thousands), loading their keys from the segment on demand into a small LRU cache.
 //!   Live traffic (request times near now) rarely touches cold data; long-running requests
 //!   (watches, exec) completing late and re-imported old files do, at one row-group read per
 //!   cache miss.
@@ -115,7 +116,60 @@ struct ColdGroup {
     rg: usize,
     /// The eviction that made it cold (0: cold already when the store was opened).
     evicted: u32,
-    terms: RowGroupTerms,
+    /// Its request times, as far as [`group_may_hold`] needs them (not its term sets).
+    times: RowGroupTerms,
+}
+
+/// Minutes a cold row group is indexed under at most; one with more (traffic spread thinly
+/// over days) is checked against its time range at every lookup instead.
+const MAX_INDEXED_MINUTES: i64 = 1440;
+
+/// The cold row groups that can hold a request time, without scanning them all: positions in
+/// `Dedup::cold`, ascending in every list.
+#[derive(Default)]
+struct ColdIndex {
+    by_minute: HashMap<i64, Vec<u32>, foldhash::fast::FixedState>,
+    /// Groups whose minutes are not listed (or too many): their time range decides.
+    wide: Vec<u32>,
+    /// Groups that can hold requests without a request time.
+    untimed: Vec<u32>,
+}
+
+impl ColdIndex {
+    fn add(&mut self, i: u32, g: &RowGroupTerms) {
+        if g.untimed || g.min_time.is_none() {
+            self.untimed.push(i);
+        }
+        match &g.minutes {
+            Some(r) if r.iter().map(|(a, b)| b - a + 1).sum::<i64>() <= MAX_INDEXED_MINUTES => {
+                for m in r.iter().flat_map(|&(a, b)| a..=b) {
+                    self.by_minute.entry(m).or_default().push(i);
+                }
+            }
+            _ => {
+                if g.min_time.is_some() {
+                    self.wide.push(i);
+                }
+            }
+        }
+    }
+
+    /// The groups that may hold a request received at `time`, ascending (a superset:
+    /// [`group_may_hold`] still decides).
+    fn candidates(&self, time: Option<i64>) -> Vec<u32> {
+        let Some(t) = time else {
+            return self.untimed.clone();
+        };
+        let listed = self.by_minute.get(&minute(t)).map_or(&[][..], |v| v);
+        if self.wide.is_empty() {
+            return listed.to_vec();
+        }
+        let mut all = Vec::with_capacity(listed.len() + self.wide.len());
+        all.extend_from_slice(listed);
+        all.extend_from_slice(&self.wide);
+        all.sort_unstable();
+        all
+    }
 }
 
 /// See the module documentation.
@@ -127,6 +181,7 @@ pub struct Dedup {
     unsealed: usize,
     hot_budget: u64,
     cold: Vec<ColdGroup>,
+    cold_index: ColdIndex,
     /// (index into `cold` by first leaf and row group, its keys), most recently used last.
     cache: VecDeque<((u64, usize), Map)>,
     /// Cold row groups read so far (for metrics and tests).
@@ -165,6 +220,7 @@ impl Dedup {
             unsealed: 0,
             hot_budget,
             cold: Vec::new(),
+            cold_index: ColdIndex::default(),
             cache: VecDeque::new(),
             cold_loads: 0,
             open: Default::default(),
@@ -255,8 +311,9 @@ impl Dedup {
             None => u32::MAX,
         };
         let mut bloom_said: Option<(u64, bool)> = None;
-        for i in 0..self.cold.len() {
-            if self.cold[i].evicted >= cold_before || !group_may_hold(&self.cold[i].terms, time) {
+        for i in self.cold_index.candidates(time) {
+            let i = i as usize;
+            if self.cold[i].evicted >= cold_before || !group_may_hold(&self.cold[i].times, time) {
                 continue;
             }
             let seg = self.cold[i].first_leaf;
@@ -337,12 +394,21 @@ impl Dedup {
 
     fn make_cold(&mut self, seg: &SegmentMeta, evicted: u32) {
         for (rg, terms) in seg.row_groups.iter().enumerate() {
+            let times = RowGroupTerms {
+                rows: terms.rows,
+                min_time: terms.min_time,
+                max_time: terms.max_time,
+                terms: Default::default(),
+                minutes: terms.minutes.clone(),
+                untimed: terms.untimed,
+            };
+            self.cold_index.add(self.cold.len() as u32, &times);
             self.cold.push(ColdGroup {
                 file: PathBuf::from(&seg.file),
                 first_leaf: seg.first_leaf,
                 rg,
                 evicted,
-                terms: terms.clone(),
+                times,
             });
         }
     }
@@ -440,6 +506,10 @@ impl Dedup {
     /// Retention removed every segment below leaf `prefix`.
     pub fn retained(&mut self, prefix: u64) {
         self.cold.retain(|g| g.first_leaf >= prefix);
+        self.cold_index = ColdIndex::default();
+        for (i, g) in self.cold.iter().enumerate() {
+            self.cold_index.add(i as u32, &g.times);
+        }
         self.blooms.retain(|b| b.first_leaf >= prefix);
         self.cache.retain(|((first, _), _)| *first >= prefix);
         while self.hot.len() > self.unsealed && self.hot[0].first_leaf < prefix {
@@ -454,5 +524,77 @@ impl Dedup {
             self.cold.len(),
             self.cache.len(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(
+        min: Option<i64>,
+        max: Option<i64>,
+        minutes: Option<Vec<(i64, i64)>>,
+        untimed: bool,
+    ) -> RowGroupTerms {
+        RowGroupTerms {
+            rows: 1,
+            min_time: min,
+            max_time: max,
+            terms: Default::default(),
+            minutes,
+            untimed,
+        }
+    }
+
+    /// The index finds every group a scan would (and no lookup depends on more): groups with
+    /// listed minutes, scattered ones, long ranges beyond the indexed bound, untimed rows.
+    #[test]
+    fn the_minute_index_finds_what_a_scan_finds() {
+        let m = 60_000_000i64;
+        let groups = vec![
+            group(Some(10 * m), Some(12 * m + 5), Some(vec![(10, 12)]), false),
+            group(
+                Some(11 * m),
+                Some(40 * m),
+                Some(vec![(11, 11), (20, 22), (40, 40)]),
+                true,
+            ),
+            group(Some(-3 * m), Some(-m - 1), Some(vec![(-3, -2)]), false),
+            // Too scattered to list: its time range decides.
+            group(Some(30 * m), Some(35 * m), None, false),
+            // Listed, but more minutes than are indexed: also by time range.
+            group(Some(0), Some(3000 * m), Some(vec![(0, 3000)]), false),
+            // Only rows without a request time.
+            group(None, None, Some(vec![]), true),
+        ];
+        let mut index = ColdIndex::default();
+        for (i, g) in groups.iter().enumerate() {
+            index.add(i as u32, g);
+        }
+        let mut times: Vec<Option<i64>> = vec![None];
+        for minute in -5..3010 {
+            for off in [0, 1, m / 2, m - 1] {
+                times.push(Some(minute * m + off));
+            }
+        }
+        for t in times {
+            let scan: Vec<u32> = (0..groups.len() as u32)
+                .filter(|&i| group_may_hold(&groups[i as usize], t))
+                .collect();
+            let found: Vec<u32> = index
+                .candidates(t)
+                .into_iter()
+                .filter(|&i| group_may_hold(&groups[i as usize], t))
+                .collect();
+            assert_eq!(found, scan, "request time {t:?}");
+            let c = index.candidates(t);
+            assert!(
+                c.windows(2).all(|w| w[0] < w[1]),
+                "ascending, no repeats: {c:?}"
+            );
+        }
+        assert!(index.wide.contains(&3) && index.wide.contains(&4));
+        assert_eq!(index.untimed, vec![1, 5]);
     }
 }
