@@ -268,18 +268,8 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
                 return Err(e);
             }
         };
-        let r = store.recovery();
-        if let Some((p, n, why)) = &r.torn_tail {
-            l(&format!(
-                "recovered: cut {n} bytes of a torn write from {} ({why})",
-                p.display()
-            ));
-        }
-        if r.sealed_on_open > 0 {
-            l(&format!(
-                "recovered: sealing {} WAL file(s) left unsealed",
-                r.sealed_on_open
-            ));
+        for m in store.recovery().messages() {
+            l(&m);
         }
         let size = store.size();
         let (writer, writer_thread) = Writer::start(store, hk, metrics.clone(), l.clone());

@@ -656,6 +656,18 @@ pub fn file_name(dir: &Path, first: u64, last: u64) -> PathBuf {
     dir.join(format!("{first:020}-{last:020}.parquet"))
 }
 
+/// The leaves `(first, last)` a segment file name says it holds (the inverse of
+/// [`file_name`]), or `None` for a name not of that form.
+pub fn leaves_of(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(".parquet")?;
+    let (a, b) = stem.split_once('-')?;
+    let digits = |x: &str| x.len() == 20 && x.bytes().all(|c| c.is_ascii_digit());
+    if !digits(a) || !digits(b) {
+        return None;
+    }
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
 /// Opens a segment for reading the given columns (by name), all row groups or some.
 pub fn read(
     path: &Path,

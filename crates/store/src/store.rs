@@ -133,6 +133,68 @@ pub struct Recovery {
     pub torn_tail: Option<(PathBuf, u64, String)>,
     /// Complete WAL files found unsealed on open (an interrupted seal), sealed again.
     pub sealed_on_open: usize,
+    /// An unfinished last line cut from `checkpoints.jsonl` or `retention.jsonl` (a write
+    /// cut by a crash or power loss; it was never a complete signed note): (file, bytes cut).
+    pub torn_notes: Vec<(PathBuf, u64)>,
+}
+
+impl Recovery {
+    /// What was repaired, one sentence each, for the log or the terminal.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((p, n, why)) = &self.torn_tail {
+            out.push(format!(
+                "recovered: cut {n} bytes of an unacknowledged write from {} ({why})",
+                p.display()
+            ));
+        }
+        for (p, n) in &self.torn_notes {
+            out.push(format!(
+                "recovered: cut an unfinished last line ({n} bytes) from {}",
+                p.display()
+            ));
+        }
+        if self.sealed_on_open > 0 {
+            out.push(format!(
+                "recovered: sealing {} WAL file(s) left unsealed",
+                self.sealed_on_open
+            ));
+        }
+        out
+    }
+}
+
+/// Cuts an unfinished last line (no newline after it) from a file of signed notes: it was
+/// never a complete note, and a line appended after it would make both unreadable.
+/// Returns the bytes cut.
+fn cut_torn_line(path: &Path) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let len = f.metadata().map_err(io_err(path))?.len();
+    // Back from the end, a block at a time, to the last newline.
+    let mut end = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
+        f.read_exact(chunk).map_err(io_err(path))?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end == len {
+        return Ok(0);
+    }
+    f.set_len(end).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))?;
+    Ok(len - end)
 }
 
 /// The paths inside a data directory.
@@ -260,11 +322,33 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let frontier = Frontier::from_parts(manifest.sealed_size, hashes)
             .map_err(|e| format!("manifest.json: sealed_frontier: {e}"))?;
-        // Leftovers of an interrupted seal.
+        // Leftovers of an interrupted seal: temporary files, and segments written but not yet
+        // listed (their leaves are at or past the sealed size: they are still in the WAL, or,
+        // from a bulk load, to be loaded again). And of an interrupted retention: segments
+        // below the retained boundary, no longer listed. A segment file listed nowhere else
+        // stays, for `verify` to report.
         for e in fs::read_dir(layout.segments()).map_err(io_err(&layout.segments()))? {
             let p = e.map_err(io_err(&layout.segments()))?.path();
-            if p.extension().is_some_and(|x| x == "tmp") {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let stale = match name.as_deref().and_then(segment::leaves_of) {
+                Some((first, last)) => {
+                    (first >= manifest.sealed_size || last < manifest.pruned_size)
+                        && !manifest
+                            .segments
+                            .iter()
+                            .any(|s| Some(&s.file) == name.as_ref())
+                }
+                None => p.extension().is_some_and(|x| x == "tmp"),
+            };
+            if stale {
                 fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+        let mut recovery = Recovery::default();
+        for p in [layout.checkpoints(), layout.retention()] {
+            let cut = cut_torn_line(&p)?;
+            if cut > 0 {
+                recovery.torn_notes.push((p, cut));
             }
         }
         let checkpoints = OpenOptions::new()
@@ -280,7 +364,6 @@ impl Store {
         }
         let mut files = wal::list(&layout.wal()).map_err(io_err(&layout.wal()))?;
         let mut store_frontier = frontier;
-        let mut recovery = Recovery::default();
         // WAL files wholly below the sealed size were sealed: their deletion was interrupted.
         let mut sealed_files = Vec::new();
         files.retain(|(first, p)| {
@@ -860,7 +943,12 @@ impl Store {
                     self.sealer.error = None;
                     self.sealer.retry_at = None;
                     if self.bulk.is_some() {
-                        self.housekeeping_error = self.checkpoint().err();
+                        // Synced: the sealed segment is, and a torn line would fail `verify`.
+                        let cp = self.layout.checkpoints();
+                        self.housekeeping_error = self
+                            .checkpoint()
+                            .and_then(|()| self.checkpoints.sync_data().map_err(io_err(&cp)))
+                            .err();
                     }
                 }
                 Err(e) if self.pending.front().is_some_and(|p| p.path.is_none()) => {

@@ -400,3 +400,68 @@ fn an_interrupted_bulk_load_keeps_its_sealed_segments_and_loads_the_rest_again()
         "the WAL starts where the log ends"
     );
 }
+
+/// Segment files left by a process that stopped mid-seal (written, not yet listed) or
+/// mid-retention (unlisted, not yet deleted) are removed when the store is opened again;
+/// an unlisted file inside the stored range is left for `verify` to report.
+#[test]
+fn open_removes_what_an_interrupted_seal_or_retention_left() {
+    let inputs = vec![("generated".to_string(), traffic(2500))];
+    let clusters = vec!["prod".to_string()];
+    let evs = events(&inputs);
+    let batches = batches(&evs, &clusters);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let seg_dir = dir.join("segments");
+    let mut s = Store::open(&dir, opts()).unwrap();
+    for b in &batches {
+        s.append(b).unwrap();
+    }
+    s.close().unwrap();
+    let mut listed: Vec<(String, Vec<u8>)> = segment_files(&dir);
+    assert!(listed.len() >= 3, "{} segments", listed.len());
+    // Retention removes the oldest segment; a stop before its file was deleted leaves it.
+    let mut s = Store::open(&dir, opts()).unwrap();
+    let first_bytes = fs::metadata(seg_dir.join(&listed[0].0)).unwrap().len();
+    let removed = s
+        .retain(
+            None,
+            Some(listed_bytes(&seg_dir) - first_bytes),
+            kaudit_store::now_micros(),
+        )
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    s.close().unwrap();
+    let (old_name, old_bytes) = listed.remove(0);
+    fs::write(seg_dir.join(&old_name), &old_bytes).unwrap();
+    // A seal past the sealed size that was written but never listed.
+    let total = evs.len() as u64;
+    let unsealed = format!("{:020}-{:020}.parquet", total, total + 699);
+    fs::write(seg_dir.join(&unsealed), &listed[0].1).unwrap();
+    // An unlisted file inside the stored range: not a leftover of either.
+    let (a, b) = kaudit_store::segment::leaves_of(&listed[0].0).unwrap();
+    let stray = format!("{:020}-{:020}.parquet", a + 1, b);
+    fs::write(seg_dir.join(&stray), &listed[0].1).unwrap();
+    let before = kaudit_store::verify::verify(&dir, None).unwrap();
+    assert_eq!(before.warnings.len(), 3, "{:?}", before.warnings);
+
+    let s = Store::open(&dir, opts()).unwrap();
+    drop(s);
+    let mut left: Vec<String> = segment_files(&dir).into_iter().map(|(n, _)| n).collect();
+    left.sort();
+    let mut expected: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
+    expected.push(stray.clone());
+    expected.sort();
+    assert_eq!(left, expected);
+    let r = kaudit_store::verify::verify(&dir, None).unwrap();
+    assert_eq!(r.failure, None);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains(&stray), "{:?}", r.warnings);
+}
+
+fn listed_bytes(seg_dir: &Path) -> u64 {
+    fs::read_dir(seg_dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}

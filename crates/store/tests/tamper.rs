@@ -351,3 +351,46 @@ fn reimport_is_deduplicated_from_cold_row_groups() {
     assert_eq!(import(&mut s, &traffic(200)), (200, 0));
     s.close().unwrap();
 }
+
+/// A checkpoint line cut short by a crash or power loss (no newline after it) is not
+/// tampering: `verify` passes with a warning, opening the store cuts it, and the checkpoints
+/// signed after it are readable. Damage anywhere else in the file still fails.
+#[test]
+fn an_unfinished_checkpoint_line_passes_and_is_cut_on_open() {
+    let f = fixture();
+    let cp = f.dir.join("checkpoints.jsonl");
+    let text = fs::read_to_string(&cp).unwrap();
+    let last = text.lines().last().unwrap();
+    // Cut inside a character (the signature line starts with an em dash), as a crash can.
+    let cut = last.find('—').unwrap() + 1;
+    let mut torn = text.clone().into_bytes();
+    torn.extend_from_slice(&last.as_bytes()[..cut]);
+    fs::write(&cp, &torn).unwrap();
+    let r = verify::verify(&f.dir, None).unwrap();
+    assert_eq!(r.failure, None);
+    assert!(
+        r.warnings[0].contains("unfinished last line"),
+        "{:?}",
+        r.warnings
+    );
+
+    let mut s = Store::open(&f.dir, opts()).unwrap();
+    assert_eq!(s.recovery().torn_notes, vec![(cp.clone(), cut as u64)]);
+    assert!(s.recovery().messages()[0].contains("unfinished last line"));
+    assert_eq!(fs::read_to_string(&cp).unwrap(), text);
+    assert_eq!(import(&mut s, &traffic(100)), (100, 0));
+    s.close().unwrap();
+    let r = verify::verify(&f.dir, None).unwrap();
+    assert_eq!((r.failure, r.events), (None, 4700));
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+    // The same half line followed by a newline is a damaged note, not an unfinished write.
+    let mut damaged = fs::read_to_string(&cp).unwrap();
+    damaged.insert_str(0, &format!("{}\n", &last[..cut - 1]));
+    fs::write(&cp, &damaged).unwrap();
+    assert!(
+        failure(&f.dir).contains("not readable"),
+        "{}",
+        failure(&f.dir)
+    );
+}

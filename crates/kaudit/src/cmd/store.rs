@@ -43,11 +43,8 @@ pub struct ImportArgs {
 pub fn import(a: ImportArgs) -> Result<ExitCode> {
     let t = Instant::now();
     let mut store = Store::open(&a.data.data, Options::default()).map_err(|e| anyhow!(e))?;
-    if let Some((p, n, why)) = &store.recovery().torn_tail {
-        eprintln!(
-            "kaudit: recovered: cut {n} bytes of an unacknowledged write from {} ({why})",
-            p.display()
-        );
+    for m in store.recovery().messages() {
+        eprintln!("kaudit: {m}");
     }
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
