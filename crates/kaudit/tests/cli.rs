@@ -807,3 +807,92 @@ fn serve_detects_live_like_detect_offline() {
     assert!(text(&o.stderr).contains("--since"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kaudit import` killed mid-way: what it sealed stays and verifies, nothing went through
+/// the write-ahead log (files are loaded in bulk), and importing the same file again adds
+/// exactly the rest.
+#[test]
+fn a_killed_import_keeps_whole_segments_and_importing_again_adds_the_rest() {
+    let d = tmp("killed");
+    let log = d.join("audit.log");
+    let data = d.join("data");
+    let (log_s, data_s) = (
+        log.to_string_lossy().into_owned(),
+        data.to_string_lossy().into_owned(),
+    );
+    let n = 40_000u64;
+    let o = kaudit(
+        &["gen", "-n", &n.to_string(), "--seed", "6", "--out", &log_s],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let import = [
+        "import",
+        "--quiet",
+        "--segment-events",
+        "2000",
+        "--data",
+        &data_s,
+        &log_s,
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaudit"))
+        .args(import)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once a segment is sealed (listed in the manifest).
+    let listed = || {
+        std::fs::read_to_string(data.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|m| m["segments"].as_array().map(|s| s.len()))
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    while listed() == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before it could be interrupted"
+        );
+        assert!(start.elapsed().as_secs() < 120, "no segment sealed");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Loaded in bulk: no event was written to the WAL (its files hold their header only).
+    for e in std::fs::read_dir(data.join("wal")).unwrap() {
+        let p = e.unwrap().path();
+        let len = std::fs::metadata(&p).unwrap().len();
+        assert_eq!(len, kaudit_store::wal::HEADER, "{}", p.display());
+    }
+    let o = kaudit(&["verify", "--data", &data_s], None);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    let kept: u64 = out
+        .strip_prefix("OK: ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(kept > 0 && kept < n && kept % 2000 == 0, "{kept} kept");
+
+    let o = kaudit(&import, None);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.contains(&format!("imported {} events", n - kept)),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("duplicates skipped") && l.ends_with(&format!(": {kept}"))),
+        "{out}"
+    );
+    let o = kaudit(&["verify", "--data", &data_s], None);
+    assert!(
+        text(&o.stdout).starts_with(&format!("OK: {n} events")),
+        "{}",
+        text(&o.stdout)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -38,11 +38,20 @@ pub struct ImportArgs {
     /// No progress bar, even on a terminal.
     #[arg(long, short)]
     quiet: bool,
+    /// Events per segment. A file import is durable a segment at a time: smaller segments
+    /// lose less to a crash (importing again adds what was lost) but compress and query a
+    /// little worse.
+    #[arg(long, default_value_t = Options::default().seal_rows, value_parser = clap::value_parser!(u64).range(1000..))]
+    segment_events: u64,
 }
 
 pub fn import(a: ImportArgs) -> Result<ExitCode> {
     let t = Instant::now();
-    let mut store = Store::open(&a.data.data, Options::default()).map_err(|e| anyhow!(e))?;
+    let opts = Options {
+        seal_rows: a.segment_events,
+        ..Options::default()
+    };
+    let mut store = Store::open(&a.data.data, opts).map_err(|e| anyhow!(e))?;
     for m in store.recovery().messages() {
         eprintln!("kaudit: {m}");
     }
