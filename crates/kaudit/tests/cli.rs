@@ -896,3 +896,76 @@ fn a_killed_import_keeps_whole_segments_and_importing_again_adds_the_rest() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A segment that cannot be written during a bulk load (here: the file size limit, which
+/// holds even for root) stops the import with an error that says what to do; the segments
+/// sealed before it stay and verify, and importing again once it can be written adds the rest.
+#[test]
+fn a_bulk_segment_that_cannot_be_written_stops_the_import_and_keeps_what_was_sealed() {
+    let d = tmp("efbig");
+    let log = d.join("audit.log");
+    let data = d.join("data");
+    let (log_s, data_s) = (
+        log.to_string_lossy().into_owned(),
+        data.to_string_lossy().into_owned(),
+    );
+    let o = kaudit(&["gen", "-n", "6000", "--seed", "8", "--out", &log_s], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // The last 2,000 events carry 16 KiB of poorly compressible data each: their segment is
+    // about 30 MB, the first two (2,000 ordinary events each) well under 1 MB.
+    let raw = std::fs::read_to_string(&log).unwrap();
+    let mut out = String::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for (i, line) in raw.lines().enumerate() {
+        if i >= 4000 {
+            let blob: String = (0..16384)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (b'a' + (x % 26) as u8) as char
+                })
+                .collect();
+            // A field of a later Kubernetes version, say: ignored, but stored as received.
+            out.push_str(&format!("{{\"blob\":\"{blob}\",{}", &line[1..]));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    std::fs::write(&log, out).unwrap();
+    let import = format!(
+        "{} import --quiet --segment-events 2000 --data '{data_s}' '{log_s}'",
+        env!("CARGO_BIN_EXE_kaudit")
+    );
+    // Files may not grow past 8 MiB; the signal that limit sends is ignored, so a write
+    // past it fails (EFBIG) instead of killing the process.
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!("trap '' XFSZ; ulimit -f 8192; exec {import}"),
+        ])
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    assert!(err.contains("load them again"), "{err}");
+    let o = kaudit(&["verify", "--data", &data_s], None);
+    assert!(
+        text(&o.stdout).starts_with("OK: 4000 events"),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let o = Command::new("bash").args(["-c", &import]).output().unwrap();
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("imported 2000 events"), "{out}");
+    let o = kaudit(&["verify", "--data", &data_s], None);
+    assert!(
+        text(&o.stdout).starts_with("OK: 6000 events"),
+        "{}",
+        text(&o.stdout)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
