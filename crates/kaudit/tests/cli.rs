@@ -874,7 +874,10 @@ fn a_killed_import_keeps_whole_segments_and_importing_again_adds_the_rest() {
         .and_then(|r| r.split(' ').next())
         .and_then(|k| k.parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(kept > 0 && kept < n && kept % 2000 == 0, "{kept} kept");
+    assert!(
+        kept > 0 && kept < n && kept.is_multiple_of(2000),
+        "{kept} kept"
+    );
 
     let o = kaudit(&import, None);
     let out = text(&o.stdout);

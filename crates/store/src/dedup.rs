@@ -552,7 +552,7 @@ mod tests {
     #[test]
     fn the_minute_index_finds_what_a_scan_finds() {
         let m = 60_000_000i64;
-        let groups = vec![
+        let groups = [
             group(Some(10 * m), Some(12 * m + 5), Some(vec![(10, 12)]), false),
             group(
                 Some(11 * m),
