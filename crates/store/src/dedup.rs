@@ -140,17 +140,21 @@ impl ColdIndex {
         if g.untimed || g.min_time.is_none() {
             self.untimed.push(i);
         }
-        match &g.minutes {
-            Some(r) if r.iter().map(|(a, b)| b - a + 1).sum::<i64>() <= MAX_INDEXED_MINUTES => {
+        // Minutes counted with care: the manifest is not signed, and a damaged range must
+        // not make opening the store loop or overflow.
+        let minutes = g.minutes.as_ref().and_then(|r| {
+            r.iter().try_fold(0i64, |n, &(a, b)| {
+                (a <= b).then(|| b.checked_sub(a)?.checked_add(1)?.checked_add(n))?
+            })
+        });
+        match (&g.minutes, minutes) {
+            (Some(r), Some(n)) if n <= MAX_INDEXED_MINUTES => {
                 for m in r.iter().flat_map(|&(a, b)| a..=b) {
                     self.by_minute.entry(m).or_default().push(i);
                 }
             }
-            _ => {
-                if g.min_time.is_some() {
-                    self.wide.push(i);
-                }
-            }
+            // Too many minutes, or none listed: `group_may_hold` decides at each lookup.
+            _ => self.wide.push(i),
         }
     }
 
@@ -596,5 +600,18 @@ mod tests {
         }
         assert!(index.wide.contains(&3) && index.wide.contains(&4));
         assert_eq!(index.untimed, vec![1, 5]);
+
+        // Damaged ranges (an edited manifest) are checked at each lookup, not expanded.
+        let mut index = ColdIndex::default();
+        index.add(
+            0,
+            &group(Some(0), Some(m), Some(vec![(i64::MIN, i64::MAX)]), false),
+        );
+        index.add(
+            1,
+            &group(Some(0), Some(m), Some(vec![(5, 1), (0, 3000)]), false),
+        );
+        assert_eq!(index.wide, vec![0, 1]);
+        assert!(index.by_minute.is_empty());
     }
 }

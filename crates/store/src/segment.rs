@@ -470,12 +470,31 @@ fn writer_properties(first_leaf: u64, origin: &str, group_rows: usize) -> Writer
         ColumnPath::from("event"),
         Compression::ZSTD(ZstdLevel::try_new(1).unwrap()),
     );
-    // Minimum and maximum of whole events, random IDs, URIs, user agents and reasons help
-    // no reader skip anything, and comparing them (long common prefixes) cost about 4% of an
-    // import. The columns people filter on keep theirs.
-    for c in ["event", "audit_id", "request_uri", "user_agent", "reason"] {
+    // Minimum and maximum statistics let a reader skip a row group or page whose range cannot
+    // match. Audit traffic interleaves users, groups, source addresses and object names in
+    // every row group (a range spans nearly everything), and whole events, random IDs, URIs,
+    // user agents and reasons help no one. Comparing them (long common prefixes such as
+    // `system:serviceaccount:`) cost 4% of an import for the last five, 1.5% more for the
+    // first four. Times, codes, clusters, verbs, resources, namespaces and the other short
+    // columns keep theirs.
+    let no_stats = [
+        "event",
+        "audit_id",
+        "request_uri",
+        "user_agent",
+        "reason",
+        "user",
+        "impersonated_user",
+        "source_ip",
+        "name",
+    ];
+    for c in no_stats {
         b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
     }
+    b = b.set_column_statistics_enabled(
+        ColumnPath::new(vec!["groups".into(), "list".into(), "item".into()]),
+        EnabledStatistics::None,
+    );
     b.build()
 }
 

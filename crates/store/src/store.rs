@@ -136,6 +136,9 @@ pub struct Recovery {
     /// An unfinished last line cut from `checkpoints.jsonl` or `retention.jsonl` (a write
     /// cut by a crash or power loss; it was never a complete signed note): (file, bytes cut).
     pub torn_notes: Vec<(PathBuf, u64)>,
+    /// Segment files an interrupted seal or retention left, removed (see
+    /// [`remove_leftovers`]).
+    pub removed_leftovers: Vec<PathBuf>,
 }
 
 impl Recovery {
@@ -154,6 +157,12 @@ impl Recovery {
                 p.display()
             ));
         }
+        for p in &self.removed_leftovers {
+            out.push(format!(
+                "recovered: removed {}, left by an interrupted seal or retention",
+                p.display()
+            ));
+        }
         if self.sealed_on_open > 0 {
             out.push(format!(
                 "recovered: sealing {} WAL file(s) left unsealed",
@@ -164,10 +173,11 @@ impl Recovery {
     }
 }
 
-/// Cuts an unfinished last line (no newline after it) from a file of signed notes: it was
-/// never a complete note, and a line appended after it would make both unreadable.
+/// Ends an unfinished last line (no newline after it) of a file of signed notes, as a crash or
+/// power loss can leave it: one that is a whole note gets its newline; anything else was never
+/// a complete note and is cut (a line appended after it would make both unreadable).
 /// Returns the bytes cut.
-fn cut_torn_line(path: &Path) -> Result<u64> {
+fn end_torn_line(path: &Path) -> Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
@@ -192,9 +202,88 @@ fn cut_torn_line(path: &Path) -> Result<u64> {
     if end == len {
         return Ok(0);
     }
+    let mut tail = Vec::new();
+    f.seek(SeekFrom::Start(end)).map_err(io_err(path))?;
+    f.read_to_end(&mut tail).map_err(io_err(path))?;
+    if serde_json::from_slice::<CheckpointLine>(&tail).is_ok() {
+        f.seek(SeekFrom::End(0)).map_err(io_err(path))?;
+        f.write_all(b"\n").map_err(io_err(path))?;
+        f.sync_all().map_err(io_err(path))?;
+        return Ok(0);
+    }
     f.set_len(end).map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))?;
     Ok(len - end)
+}
+
+/// Removes what an interrupted seal or retention left in `segments/`, and returns the
+/// segment files removed. Temporary files go. A segment file the manifest does not list goes
+/// only when that is provably safe, since the manifest is not signed (an older copy put back
+/// must not cost the segments it does not know):
+/// - past the sealed size, when its events are still in the WAL (a WAL file starts where it
+///   does: the seal is done again) or no signed checkpoint reaches it (a bulk load signs one
+///   only after the manifest lists the segment: its events are loaded again);
+/// - below the retained boundary, when a signed retention record names it (retention saves
+///   the manifest before deleting files).
+///
+/// Any other unlisted file stays, for `verify` to report.
+fn remove_leftovers(layout: &Layout, keys: &Keys, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+    let dir = layout.segments();
+    let mut candidates = Vec::new();
+    for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let p = e.map_err(io_err(&dir))?.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match segment::leaves_of(&name) {
+            Some(leaves) if !manifest.segments.iter().any(|s| s.file == name) => {
+                candidates.push((p, name, leaves))
+            }
+            Some(_) => {}
+            None if p.extension().is_some_and(|x| x == "tmp") => {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+            None => {}
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wal_starts: Vec<u64> = wal::list(&layout.wal())
+        .map_err(io_err(&layout.wal()))?
+        .into_iter()
+        .map(|(first, _)| first)
+        .collect();
+    let signed = latest_checkpoint_size(layout, keys);
+    let retired = signed_removals(layout, keys);
+    let mut removed = Vec::new();
+    for (p, name, (first, last)) in candidates {
+        let unsealed =
+            first >= manifest.sealed_size && (wal_starts.contains(&first) || signed <= first);
+        let retained = last < manifest.pruned_size && retired.contains(&name);
+        if unsealed || retained {
+            fs::remove_file(&p).map_err(io_err(&p))?;
+            removed.push(p);
+        }
+    }
+    Ok(removed)
+}
+
+/// The segment files signed retention records say were removed.
+fn signed_removals(layout: &Layout, keys: &Keys) -> std::collections::HashSet<String> {
+    let text = fs::read(layout.retention()).unwrap_or_default();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<CheckpointLine>(l).ok())
+        .filter_map(|c| keys.open(&c.note).ok().map(str::to_string))
+        .flat_map(|body| {
+            body.lines()
+                .filter_map(|l| l.strip_prefix("removed ")?.split(' ').next())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The paths inside a data directory.
@@ -322,35 +411,14 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let frontier = Frontier::from_parts(manifest.sealed_size, hashes)
             .map_err(|e| format!("manifest.json: sealed_frontier: {e}"))?;
-        // Leftovers of an interrupted seal: temporary files, and segments written but not yet
-        // listed (their leaves are at or past the sealed size: they are still in the WAL, or,
-        // from a bulk load, to be loaded again). And of an interrupted retention: segments
-        // below the retained boundary, no longer listed. A segment file listed nowhere else
-        // stays, for `verify` to report.
-        for e in fs::read_dir(layout.segments()).map_err(io_err(&layout.segments()))? {
-            let p = e.map_err(io_err(&layout.segments()))?.path();
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            let stale = match name.as_deref().and_then(segment::leaves_of) {
-                Some((first, last)) => {
-                    (first >= manifest.sealed_size || last < manifest.pruned_size)
-                        && !manifest
-                            .segments
-                            .iter()
-                            .any(|s| Some(&s.file) == name.as_ref())
-                }
-                None => p.extension().is_some_and(|x| x == "tmp"),
-            };
-            if stale {
-                fs::remove_file(&p).map_err(io_err(&p))?;
-            }
-        }
         let mut recovery = Recovery::default();
         for p in [layout.checkpoints(), layout.retention()] {
-            let cut = cut_torn_line(&p)?;
+            let cut = end_torn_line(&p)?;
             if cut > 0 {
                 recovery.torn_notes.push((p, cut));
             }
         }
+        recovery.removed_leftovers = remove_leftovers(&layout, &keys, &manifest)?;
         let checkpoints = OpenOptions::new()
             .create(true)
             .append(true)
@@ -1156,8 +1224,10 @@ fn note_seen(dedup: &mut Dedup, cluster: &str, event: &str) {
 
 /// The tree size of the latest checkpoint signed by `keys` (0 without one).
 fn latest_checkpoint_size(layout: &Layout, keys: &Keys) -> u64 {
-    fs::read_to_string(layout.checkpoints())
+    // Lossy: one damaged byte must not hide every checkpoint.
+    fs::read(layout.checkpoints())
         .ok()
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
         .and_then(|t| {
             t.lines()
                 .rev()

@@ -465,3 +465,40 @@ fn listed_bytes(seg_dir: &Path) -> u64 {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum()
 }
+
+/// The manifest is not signed: an older copy put back must not make opening the store delete
+/// the segments it does not list (signed checkpoints cover them, and no WAL holds them).
+#[test]
+fn an_older_manifest_put_back_costs_no_segment() {
+    let inputs = vec![("generated".to_string(), traffic(2500))];
+    let clusters = vec!["prod".to_string()];
+    let evs = events(&inputs);
+    let batches = batches(&evs, &clusters);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let half = batches.len() / 2;
+    let mut s = Store::open(&dir, opts()).unwrap();
+    for b in &batches[..half] {
+        s.append(b).unwrap();
+    }
+    s.close().unwrap();
+    let old = fs::read(dir.join("manifest.json")).unwrap();
+    let mut s = Store::open(&dir, opts()).unwrap();
+    for b in &batches[half..] {
+        s.append(b).unwrap();
+    }
+    s.close().unwrap();
+    let before = segment_files(&dir);
+    fs::write(dir.join("manifest.json"), &old).unwrap();
+    match Store::open(&dir, opts()) {
+        Ok(s) => assert!(s.recovery().removed_leftovers.is_empty()),
+        Err(e) => assert!(!e.is_empty()),
+    }
+    assert_eq!(
+        segment_files(&dir),
+        before,
+        "every segment file is still there"
+    );
+    let r = kaudit_store::verify::verify(&dir, None).unwrap();
+    assert!(r.failure.is_some(), "{r:?}");
+}

@@ -394,3 +394,18 @@ fn an_unfinished_checkpoint_line_passes_and_is_cut_on_open() {
         failure(&f.dir)
     );
 }
+
+/// A whole checkpoint whose newline was lost is kept: opening the store ends the line.
+#[test]
+fn a_whole_last_checkpoint_without_its_newline_is_kept() {
+    let f = fixture();
+    let cp = f.dir.join("checkpoints.jsonl");
+    let text = fs::read_to_string(&cp).unwrap();
+    fs::write(&cp, text.trim_end_matches('\n')).unwrap();
+    let r = verify::verify(&f.dir, None).unwrap();
+    assert_eq!((r.failure, r.warnings.len()), (None, 0), "{:?}", r.warnings);
+    let s = Store::open(&f.dir, opts()).unwrap();
+    assert!(s.recovery().torn_notes.is_empty());
+    drop(s);
+    assert_eq!(fs::read_to_string(&cp).unwrap(), text);
+}

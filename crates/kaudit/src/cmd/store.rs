@@ -285,6 +285,9 @@ pub fn retain(a: RetainArgs) -> Result<ExitCode> {
         bail!("say what to keep: --max-age, --max-size or both");
     }
     let mut store = Store::open(&a.data.data, Options::default()).map_err(|e| anyhow!(e))?;
+    for m in store.recovery().messages() {
+        eprintln!("kaudit: {m}");
+    }
     let removed = store
         .retain(
             a.max_age.map(|m| Duration::from_micros(m as u64)),
