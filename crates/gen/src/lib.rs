@@ -59,6 +59,35 @@ pub struct Config {
     pub policy: Evaluator,
 }
 
+impl Config {
+    /// audit.log lines recorded with the built-in `recipe` policy (`kaudit gen`'s default):
+    /// the traffic tests and benchmarks generate.
+    pub fn recipe(
+        events: u64,
+        start: MicroTime,
+        span_micros: i64,
+        seed: u64,
+        nodes: u32,
+    ) -> Config {
+        let p = kaudit_policy::load(
+            kaudit_policy::profiles::profile("recipe")
+                .expect("the recipe profile is built in")
+                .text,
+            &kaudit_policy::LoadOptions::default(),
+        );
+        Config {
+            events,
+            start,
+            span_micros,
+            seed,
+            nodes,
+            format: Format::Lines,
+            policy: Evaluator::new(&p.policy, kaudit_policy::K8sVersion::DEFAULT)
+                .expect("the recipe profile is valid"),
+        }
+    }
+}
+
 /// What was generated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {

@@ -10,11 +10,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kaudit_gen::{Config, Format, generate};
+use kaudit_gen::{Config, generate};
 use kaudit_ingest::batch::Batch;
 use kaudit_ingest::tail::{self, Sink, Tailer};
 use kaudit_model::MicroTime;
-use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
 use kaudit_store::{Appended, Options, Store};
 
 struct StoreSink(Mutex<Store>, Mutex<Duration>);
@@ -34,19 +33,8 @@ fn sink(dir: &Path) -> std::sync::Arc<StoreSink> {
 }
 
 fn lines(n: u64) -> Vec<String> {
-    let p = load(
-        profiles::profile("recipe").unwrap().text,
-        &LoadOptions::default(),
-    );
-    let cfg = Config {
-        events: n,
-        start: MicroTime::parse("2026-03-01T00:00:00Z").unwrap(),
-        span_micros: 600 * 1_000_000,
-        seed: 5,
-        nodes: 2,
-        format: Format::Lines,
-        policy: Evaluator::new(&p.policy, K8sVersion::DEFAULT).unwrap(),
-    };
+    let start = MicroTime::parse("2026-03-01T00:00:00Z").unwrap();
+    let cfg = Config::recipe(n, start, 600 * 1_000_000, 5, 2);
     let mut out = Vec::new();
     generate(&cfg, &mut out).unwrap();
     String::from_utf8(out)

@@ -85,6 +85,23 @@ fn batches<'a>(
         .collect()
 }
 
+/// Two stores hold the same segment files, byte for byte, listed alike in their manifests.
+fn assert_same_segments(a: &Path, b: &Path, what: &str) {
+    let (x, y) = (segment_files(a), segment_files(b));
+    assert_eq!(
+        x.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        y.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        "{what}"
+    );
+    for ((file, p), (_, q)) in x.iter().zip(&y) {
+        assert!(p == q, "{file} differs between {what}");
+    }
+    let manifest = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(manifest(a)["segments"], manifest(b)["segments"], "{what}");
+}
+
 fn segment_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<_> = fs::read_dir(dir.join("segments"))
         .unwrap()
@@ -146,22 +163,7 @@ fn live_segments_equal_segments_read_back() {
     s.close().unwrap();
     assert_eq!(read_back, built, "every segment read back");
 
-    let a = segment_files(&live);
-    let b = segment_files(&back);
-    assert_eq!(
-        a.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        b.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(
-            x == y,
-            "{name} differs between the live and the read-back store"
-        );
-    }
-    let manifest = |d: &Path| -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
-    };
-    assert_eq!(manifest(&live)["segments"], manifest(&back)["segments"]);
+    assert_same_segments(&live, &back, "the live and the read-back store");
     kaudit_store::verify::verify(&live, None).unwrap();
 }
 
@@ -281,22 +283,7 @@ fn a_bulk_load_writes_the_same_segments_without_the_wal() {
         assert_eq!((n, n + dups), (stored, evs.len() as u64), "{name}");
         assert_eq!(s_counts(&bulk), stored, "{name}");
 
-        let (a, b) = (segment_files(&wal), segment_files(&bulk));
-        assert_eq!(
-            a.iter().map(|f| &f.0).collect::<Vec<_>>(),
-            b.iter().map(|f| &f.0).collect::<Vec<_>>(),
-            "{name}"
-        );
-        for ((file, x), (_, y)) in a.iter().zip(&b) {
-            assert!(
-                x == y,
-                "{file} differs between the WAL and the {name} store"
-            );
-        }
-        let manifest = |d: &Path| -> serde_json::Value {
-            serde_json::from_str(&fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
-        };
-        assert_eq!(manifest(&wal)["segments"], manifest(&bulk)["segments"]);
+        assert_same_segments(&wal, &bulk, &format!("the WAL and the {name} store"));
     }
     let mut s = Store::open(&tmp.path().join("wal"), opts).unwrap();
     assert!(

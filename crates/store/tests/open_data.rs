@@ -5,26 +5,14 @@ use std::ops::ControlFlow;
 use std::process::Command;
 use std::time::Duration;
 
-use kaudit_gen::{Config, Format, generate};
+use kaudit_gen::{Config, generate};
 use kaudit_model::{MicroTime, decode};
-use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
 use kaudit_store::{Incoming, Options, Store};
 
 #[test]
 fn duckdb_reads_the_segments() {
-    let p = load(
-        profiles::profile("recipe").unwrap().text,
-        &LoadOptions::default(),
-    );
-    let cfg = Config {
-        events: 3000,
-        start: MicroTime::parse("2026-03-01T00:00:00Z").unwrap(),
-        span_micros: 3600 * 1_000_000,
-        seed: 3,
-        nodes: 2,
-        format: Format::Lines,
-        policy: Evaluator::new(&p.policy, K8sVersion::DEFAULT).unwrap(),
-    };
+    let start = MicroTime::parse("2026-03-01T00:00:00Z").unwrap();
+    let cfg = Config::recipe(3000, start, 3600 * 1_000_000, 3, 2);
     let mut data = Vec::new();
     generate(&cfg, &mut data).unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -6,9 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kaudit_gen::{Config, Format, generate};
+use kaudit_gen::{Config, generate};
 use kaudit_model::MicroTime;
-use kaudit_policy::{Evaluator, K8sVersion, LoadOptions, load, profiles};
 
 /// The fastest of `rounds` runs of `f`, and what the last run returned.
 pub fn best_of<F: FnMut() -> u64>(rounds: usize, mut f: F) -> (Duration, u64) {
@@ -41,19 +40,8 @@ impl Corpus {
         let dir = std::env::temp_dir().join(format!("kaudit-bench-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("audit.log");
-        let loaded = load(
-            profiles::profile("recipe").unwrap().text,
-            &LoadOptions::default(),
-        );
-        let cfg = Config {
-            events,
-            start: MicroTime::parse("2026-01-01T00:00:00Z").unwrap(),
-            span_micros: 24 * 3600 * 1_000_000,
-            seed: 1,
-            nodes: 12,
-            format: Format::Lines,
-            policy: Evaluator::new(&loaded.policy, K8sVersion::DEFAULT).unwrap(),
-        };
+        let start = MicroTime::parse("2026-01-01T00:00:00Z").unwrap();
+        let cfg = Config::recipe(events, start, 24 * 3600 * 1_000_000, 1, 12);
         let t = Instant::now();
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         generate(&cfg, &mut f).unwrap();
