@@ -1,12 +1,18 @@
-//! Getting audit events into the store.
+//! Getting audit events in: the sources, each writing decoded events into a
+//! [`kaudit_model::sink::Sink`] (the store, or the server's writer in front of it), never
+//! committing a position before the sink says what it holds is durable.
 //!
-//! [`import`] reads files a user names (audit.log lines, EventLists, arrays, single events;
-//! plain or gzip), puts rotated `audit.log` sets in the order kube-apiserver wrote them, and
-//! appends in batches (one fsync each). Every skipped record is reported with its file and
-//! line. The webhook receiver and the tailer (issue 4) will write through the same store API.
+//! - [`input`]: the one reader of what users name (files, plain or gzip, or `-` for standard
+//!   input; audit logs or cloud exports);
+//! - [`import`]: files into a sink, rotated `audit.log` sets in the order kube-apiserver wrote
+//!   them ([`rotation`]), every skipped record reported with its file and line;
+//! - [`tail`]: follows a live `audit.log` through rotation, copy-truncate and restarts;
+//! - [`webhook`]: the audit webhook's body protocol (no HTTP).
+//!
+//! Nothing here depends on the store: no Arrow, no Parquet.
 
-pub mod batch;
 pub mod import;
+pub mod input;
 pub mod rotation;
 pub mod tail;
 pub mod webhook;

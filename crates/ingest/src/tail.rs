@@ -23,21 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use kaudit_model::decode::{self, ErrorKind};
-use kaudit_store::{Appended, now_micros};
+use kaudit_model::sink::Sink;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::batch::Batch;
 use crate::rotation;
-
-/// Where durable batches go (the server's group-committing writer).
-pub trait Sink: Send + Sync {
-    /// Returns once the batch is durable.
-    fn append(&self, batch: &Batch) -> Result<Appended, String>;
-}
-
-/// Longest line taken (the store refuses larger records); longer ones are skipped and logged.
-const MAX_LINE: usize = kaudit_store::wal::MAX_RECORD - 4096;
 
 /// Bytes fingerprinted at the start of a file.
 const FINGERPRINT: usize = 1024;
@@ -46,7 +36,6 @@ const FINGERPRINT: usize = 1024;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub path: PathBuf,
-    pub cluster: String,
     /// How often to look for new lines when there are none.
     pub poll: Duration,
 }
@@ -206,17 +195,8 @@ impl Tailer {
             fingerprint: cur.fingerprint.clone(),
             fingerprint_len: cur.fingerprint_len,
         };
-        if let Some(d) = self.state.parent() {
-            fs::create_dir_all(d)?;
-        }
-        let tmp = self.state.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut f = File::create(&tmp)?;
-            f.write_all(serde_json::to_string(&pos).unwrap().as_bytes())?;
-            f.sync_data()?;
-        }
-        fs::rename(&tmp, &self.state)
+        let text = serde_json::to_string(&pos).expect("a position serializes");
+        kaudit_model::durable::replace(&self.state, text.as_bytes())
     }
 
     fn open(&self, p: &Path, backup: bool, offset: u64) -> io::Result<Current> {
@@ -299,9 +279,10 @@ impl Tailer {
         out
     }
 
-    /// Follows the file until `stop` is set, appending to `sink`. Returns on a sink error
-    /// (after which the caller may start again: nothing past the committed position is lost).
-    pub fn run(&mut self, sink: &dyn Sink, stop: &AtomicBool) -> Result<(), String> {
+    /// Follows the file until `stop` is set, writing into `sink` (committing after every read
+    /// of whole lines, then the position). Returns on a sink error (after which the caller may
+    /// start again: nothing past the committed position is lost).
+    pub fn run(&mut self, sink: &mut dyn Sink, stop: &AtomicBool) -> Result<(), String> {
         let live = self.cfg.path.clone();
         let name = live.display().to_string();
         let (mut queue, offset) = self.resume().map_err(|e| format!("{name}: {e}"))?;
@@ -310,7 +291,9 @@ impl Tailer {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut pending: Vec<u8> = Vec::new();
         let mut skipping = false;
-        let mut batch = Batch::new(&self.cfg.cluster, 0);
+        // Longest line taken (the sink refuses larger events); longer ones are skipped and
+        // logged.
+        let max_line = sink.max_event();
         while !stop.load(Ordering::Relaxed) {
             if cur.is_none() {
                 if queue.is_empty() {
@@ -370,15 +353,15 @@ impl Tailer {
                 let end = pending.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
                 if let Some(end) = end {
                     let consumed = end as u64;
-                    self.lines(&pending[..end], &mut batch)?;
+                    self.lines(&pending[..end], sink)?;
                     c.offset += consumed;
                     pending.drain(..end);
-                    self.flush(&mut batch, sink, c)?;
+                    self.flush(sink, c)?;
                 }
-                if pending.len() > MAX_LINE {
+                if pending.len() > max_line {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                     (self.log)(&format!(
-                        "{name}: byte {}: a line longer than {MAX_LINE} bytes: skipped",
+                        "{name}: byte {}: a line longer than {max_line} bytes: skipped",
                         c.offset
                     ));
                     c.offset += pending.len() as u64;
@@ -463,10 +446,10 @@ impl Tailer {
                             .iter()
                             .rposition(|&b| b == b'\n')
                             .map_or(0, |i| i + 1);
-                        self.lines(&pending[..end], &mut batch)?;
+                        self.lines(&pending[..end], sink)?;
                         c.offset += end as u64;
                         pending.drain(..end);
-                        self.flush(&mut batch, sink, c)?;
+                        self.flush(sink, c)?;
                     }
                     if !pending.is_empty() {
                         self.partial(&pending, c.offset);
@@ -502,15 +485,17 @@ impl Tailer {
         ));
     }
 
-    /// Decodes whole lines into `batch`.
-    fn lines(&self, text: &[u8], batch: &mut Batch) -> Result<(), String> {
+    /// Decodes whole lines into `sink`.
+    fn lines(&self, text: &[u8], sink: &mut dyn Sink) -> Result<(), String> {
         let stats = &self.stats;
         let log = &self.log;
         let name = self.cfg.path.display().to_string();
+        let max = sink.max_event();
+        let mut failed = None;
         decode::decode_slice(text, |r| {
             stats.lines.fetch_add(1, Ordering::Relaxed);
             match r {
-                Ok(rec) if rec.raw.len() > MAX_LINE => {
+                Ok(rec) if rec.raw.len() > max => {
                     stats.malformed.fetch_add(1, Ordering::Relaxed);
                     log(&format!(
                         "{name}:{}: an event of {} bytes, above the store's limit: skipped",
@@ -518,7 +503,12 @@ impl Tailer {
                         rec.raw.len()
                     ));
                 }
-                Ok(rec) => batch.push(rec.raw, &rec.event),
+                Ok(rec) => {
+                    if let Err(e) = sink.push(rec.raw, &rec.event) {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
                 Err(e) => {
                     stats.malformed.fetch_add(1, Ordering::Relaxed);
                     if e.kind != ErrorKind::Truncated
@@ -530,19 +520,17 @@ impl Tailer {
             }
             ControlFlow::Continue(())
         });
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
-    /// Appends the batch (if any) and commits the position it reaches.
-    fn flush(&self, batch: &mut Batch, sink: &dyn Sink, c: &Current) -> Result<(), String> {
-        if !batch.is_empty() {
-            batch.received = now_micros();
-            let r = sink.append(batch)?;
+    /// Commits what the sink holds (if anything), then the position it reaches.
+    fn flush(&self, sink: &mut dyn Sink, c: &Current) -> Result<(), String> {
+        if sink.pending() > 0 {
+            let r = sink.commit()?;
             self.stats.stored.fetch_add(r.stored, Ordering::Relaxed);
             self.stats
                 .duplicates
                 .fetch_add(r.duplicates, Ordering::Relaxed);
-            batch.clear();
         }
         self.commit(c)
             .map_err(|e| format!("{}: {e}", self.state.display()))

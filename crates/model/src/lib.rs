@@ -14,7 +14,10 @@
 //! - the managed clouds' export shapes (EKS CloudWatch, GKE Cloud Logging, AKS diagnostic
 //!   records), each embedded event handed on as a plain audit event ([`cloud`]).
 //!
-//! It does no IO beyond the readers it is given.
+//! It does no IO beyond the readers it is given, with one exception: [`durable`], the one way
+//! every crate replaces a small state file (it sits here because this crate is lowest in the
+//! stack). [`units`] parses durations, sizes and times the same way for every command and
+//! configuration file, and holds the clock ([`now_micros`]).
 //!
 //! ```
 //! use kaudit_model::{decode, Level};
@@ -36,8 +39,10 @@ mod time;
 
 pub mod cloud;
 pub mod decode;
+pub mod durable;
 pub mod encode;
 pub mod net;
+pub mod sink;
 pub mod units;
 
 pub use event::{
@@ -45,3 +50,4 @@ pub use event::{
 };
 pub use text::Text;
 pub use time::MicroTime;
+pub use units::now_micros;

@@ -4,4 +4,8 @@
 pub mod ask;
 pub mod exec;
 pub mod filter;
+mod matching;
+mod plan;
+mod requests;
 pub mod rows;
+mod scan;

@@ -6,7 +6,7 @@ use arrow_array::{
     Array, ArrayRef, BooleanArray, DictionaryArray, Int32Array, RecordBatch, StringArray,
     TimestampMicrosecondArray, UInt64Array,
 };
-use kaudit_store::segment::col;
+use kaudit_store::col;
 
 /// A string column as the WAL tail holds it (plain) or as a segment is read (dictionary).
 #[derive(Clone, Debug)]

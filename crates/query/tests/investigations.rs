@@ -66,11 +66,9 @@ fn store_of(files: &[PathBuf], dir: &Path, seal: bool) {
         },
     )
     .unwrap();
-    let opts = kaudit_ingest::import::Options {
-        cluster: "c1".into(),
-        format: kaudit_model::cloud::Format::Auto,
-    };
-    kaudit_ingest::import::import(&mut s, files, &opts, |_| {}).unwrap();
+    let mut sink = kaudit_store::Loader::new(&mut s, "c1");
+    kaudit_ingest::import::import(&mut sink, files, kaudit_model::cloud::Format::Auto, |_| {})
+        .unwrap();
     if seal {
         s.seal().unwrap();
     }

@@ -313,17 +313,20 @@ impl Run {
         }
         let mut alerts = Vec::new();
         let engine = &mut self.engine;
-        let p = self.follower.read(to, STEP, |_, rec| {
-            // Every stored event was decoded when it arrived; a record that no longer decodes
-            // is for `kaudit verify` to report, not for the rules.
-            if let Ok(e) = serde_json::from_str::<Event<'_>>(rec.event) {
-                let from = alerts.len();
-                engine.process(&e, rec.event, &mut alerts);
-                for a in &mut alerts[from..] {
-                    a.cluster = rec.cluster.to_string();
+        let p = self
+            .follower
+            .read(to, STEP, |_, rec| {
+                // Every stored event was decoded when it arrived; a record that no longer decodes
+                // is for `kaudit verify` to report, not for the rules.
+                if let Ok(e) = serde_json::from_str::<Event<'_>>(rec.event) {
+                    let from = alerts.len();
+                    engine.process(&e, rec.event, &mut alerts);
+                    for a in &mut alerts[from..] {
+                        a.cluster = rec.cluster.to_string();
+                    }
                 }
-            }
-        })?;
+            })
+            .map_err(|e| e.to_string())?;
         if p.pruned > 0 {
             (self.log)(&format!(
                 "detect: {} events were removed by retention before they could be evaluated",
@@ -350,7 +353,7 @@ impl Run {
             return Ok(());
         }
         let n = alerts.len() as u64;
-        let stored = match self.alert_log.append(&alerts, kaudit_store::now_micros()) {
+        let stored = match self.alert_log.append(&alerts, kaudit_model::now_micros()) {
             Ok(s) => s,
             Err(e) => {
                 self.unstored = alerts;

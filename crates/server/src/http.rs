@@ -16,12 +16,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use kaudit_ingest::batch::Batch;
+use kaudit_model::now_micros;
 use kaudit_query::ask::{self, Answer};
 use kaudit_query::exec::{self, Query as StoreQuery};
 use kaudit_query::filter;
 use kaudit_query::rows::Rows;
-use kaudit_store::now_micros;
+use kaudit_store::Batch;
 use serde::Deserialize;
 
 use crate::metrics::{Metrics, RejectLabel};

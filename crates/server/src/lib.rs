@@ -265,7 +265,7 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
                     let _ = tokio::task::spawn_blocking(move || p.abandon()).await;
                 }
                 let _ = accept.await;
-                return Err(e);
+                return Err(e.to_string());
             }
         };
         for m in store.recovery().messages() {
@@ -294,13 +294,12 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
             let mut tailer = Tailer::new(
                 tail::Config {
                     path: t.path.clone(),
-                    cluster: t.cluster.clone(),
                     poll,
                 },
                 &st.data.join("tail"),
                 Box::new(move |m| l2(m)),
             );
-            let sink = WriterSink(writer.clone());
+            let mut sink = WriterSink::new(writer.clone(), &t.cluster);
             let stop = stop_tails.clone();
             let m = metrics.clone();
             let label = PathLabel {
@@ -327,7 +326,7 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
                 while !stop.load(Ordering::Relaxed) {
                     // `run` returns on a sink error (the disk): wait, then go on from the
                     // committed position.
-                    if let Err(e) = tailer.run(&sink, &stop) {
+                    if let Err(e) = tailer.run(&mut sink, &stop) {
                         l3(&format!("tail {}: {e} (retrying)", label.path));
                         std::thread::sleep(Duration::from_secs(1));
                     }

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kaudit_ingest::batch::Batch;
-use kaudit_store::{Appended, Store, now_micros};
+use kaudit_model::now_micros;
+use kaudit_model::sink::Sink;
+use kaudit_store::{Appended, Batch, Store};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
@@ -18,7 +19,7 @@ const GROUP_EVENTS: usize = 8_192;
 
 pub struct Job {
     pub batch: Batch,
-    pub reply: oneshot::Sender<Result<Appended, String>>,
+    pub reply: oneshot::Sender<Result<Appended, kaudit_store::Error>>,
     /// Bytes counted in `queued` for this job.
     pub bytes: u64,
 }
@@ -95,7 +96,11 @@ impl Writer {
     }
 
     /// Queues a batch; the reply comes once it is durable (or failed).
-    pub fn submit(&self, batch: Batch, bytes: u64) -> oneshot::Receiver<Result<Appended, String>> {
+    pub fn submit(
+        &self,
+        batch: Batch,
+        bytes: u64,
+    ) -> oneshot::Receiver<Result<Appended, kaudit_store::Error>> {
         let (reply, rx) = oneshot::channel();
         self.queued.fetch_add(bytes, Ordering::Relaxed);
         if let Err(mpsc::SendError(Msg::Append(job))) = self.tx.send(Msg::Append(Job {
@@ -104,7 +109,9 @@ impl Writer {
             bytes,
         })) {
             self.queued.fetch_sub(job.bytes, Ordering::Relaxed);
-            let _ = job.reply.send(Err("the server is shutting down".into()));
+            let _ = job.reply.send(Err(kaudit_store::Error::Invalid(
+                "the server is shutting down".into(),
+            )));
         }
         rx
     }
@@ -122,14 +129,49 @@ struct Shared {
     committed: Arc<AtomicU64>,
 }
 
-/// The tailers write through this.
-pub struct WriterSink(pub Writer);
+/// What the tailers write into: events are collected into a batch for one cluster, and each
+/// commit hands the batch to the writer thread (moved, not copied) and waits until it is
+/// durable.
+pub struct WriterSink {
+    writer: Writer,
+    batch: Batch,
+}
 
-impl kaudit_ingest::tail::Sink for WriterSink {
-    fn append(&self, batch: &Batch) -> Result<Appended, String> {
-        let rx = self.0.submit(batch.clone(), batch.bytes() as u64);
+impl WriterSink {
+    pub fn new(writer: Writer, cluster: &str) -> WriterSink {
+        WriterSink {
+            writer,
+            batch: Batch::new(cluster, 0),
+        }
+    }
+}
+
+impl Sink for WriterSink {
+    fn max_event(&self) -> usize {
+        kaudit_store::max_event(&self.batch.cluster)
+    }
+
+    fn push(&mut self, raw: &str, event: &kaudit_model::Event<'_>) -> Result<(), String> {
+        self.batch.push(raw, event);
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    fn commit(&mut self) -> Result<Appended, String> {
+        if self.batch.is_empty() {
+            return Ok(Appended::default());
+        }
+        let cluster = self.batch.cluster.clone();
+        let mut batch = std::mem::replace(&mut self.batch, Batch::new(&cluster, 0));
+        batch.received = now_micros();
+        let bytes = batch.bytes() as u64;
+        let rx = self.writer.submit(batch, bytes);
         rx.blocking_recv()
             .map_err(|_| "the writer stopped".to_string())?
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -232,7 +274,7 @@ fn run(
         let problem = store
             .seal_error()
             .or(store.housekeeping_error())
-            .map(str::to_string);
+            .map(ToString::to_string);
         if problem != reported {
             match &problem {
                 Some(p) => log(&format!("store: {p}")),
@@ -243,15 +285,14 @@ fn run(
         behind.store(store.pending_seals() >= 3, Ordering::Relaxed);
         gauges(&store, &metrics);
     }
-    store.close()
+    store.close().map_err(|e| e.to_string())
 }
 
 fn gauges(store: &Store, m: &Metrics) {
-    let man = store.manifest();
+    let segments = store.segments();
     m.store_events.set(store.size());
-    m.segments.set(man.segments.len() as u64);
-    m.segment_bytes
-        .set(man.segments.iter().map(|s| s.bytes).sum());
+    m.segments.set(segments.len() as u64);
+    m.segment_bytes.set(segments.iter().map(|s| s.bytes).sum());
     m.wal_bytes.set(store.wal_bytes());
     m.pending_seals.set(store.pending_seals() as u64);
     m.dedup_hot_keys.set(store.dedup_stats().0 as u64);

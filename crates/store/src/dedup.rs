@@ -23,8 +23,9 @@ use arrow_array::types::Int32Type;
 use arrow_array::{Array, StringArray, TimestampMicrosecondArray};
 use kaudit_model::Stage;
 
+use crate::error::{Error, Result};
 use crate::manifest::SegmentMeta;
-use crate::segment::{self, RowGroupTerms};
+use crate::segment::{self, RowGroupTerms, minute};
 
 type Map = HashMap<u64, u8, foldhash::fast::FixedState>;
 
@@ -40,11 +41,6 @@ pub fn stage_bit(s: Option<Stage>) -> u8 {
         Some(Stage::Panic) => 8,
         None => 16,
     }
-}
-
-/// The minute (since the epoch) of a request time, the unit cold row groups are found by.
-pub fn minute(t: i64) -> i64 {
-    t.div_euclid(60_000_000)
 }
 
 /// Whether a row group can hold requests received at `time` (`None`: no request time).
@@ -286,13 +282,7 @@ impl Dedup {
 
     /// Every stage bit stored for a request received at `time`, as far as needed to decide
     /// about `bit`: stops early once `bit` is found.
-    pub fn lookup(
-        &mut self,
-        key: u64,
-        time: Option<i64>,
-        bit: u8,
-        segments: &Path,
-    ) -> Result<u8, String> {
+    pub fn lookup(&mut self, key: u64, time: Option<i64>, bit: u8, segments: &Path) -> Result<u8> {
         let mut bits = 0;
         for g in self.hot.iter().rev() {
             if let Some(b) = g.map.get(&key) {
@@ -359,7 +349,7 @@ impl Dedup {
         Ok(bits)
     }
 
-    fn load(&self, g: &ColdGroup, segments: &Path) -> Result<Map, String> {
+    fn load(&self, g: &ColdGroup, segments: &Path) -> Result<Map> {
         let r = segment::Reader::open(&segments.join(&g.file))?;
         let mut map = Map::default();
         self.read_keys(&r, g.rg, &mut map)?;
@@ -367,19 +357,21 @@ impl Dedup {
     }
 
     /// Adds the keys of row group `rg` to `map`.
-    fn read_keys(&self, r: &segment::Reader, rg: usize, map: &mut Map) -> Result<(), String> {
+    fn read_keys(&self, r: &segment::Reader, rg: usize, map: &mut Map) -> Result<()> {
         let b = r.read(rg, &["cluster", "audit_id", "stage", "time"], None)?;
+        let missing = |name: &str| Error::damaged(r.path(), format!("{name} column missing"));
         let dict = |name: &str| {
             b.column_by_name(name)
                 .and_then(|c| c.as_dictionary_opt::<Int32Type>())
-                .ok_or_else(|| format!("{name} column missing"))
+                .ok_or_else(|| missing(name))
         };
         let cluster = dict("cluster")?;
         let cluster_values = cluster.values().as_string::<i32>();
         let stage = dict("stage")?;
         let stage_values = stage.values().as_string::<i32>();
-        let ids = segment::col::<StringArray>(&b, "audit_id")?;
-        let time = segment::col::<TimestampMicrosecondArray>(&b, "time")?;
+        let ids = segment::col::<StringArray>(&b, "audit_id").map_err(|_| missing("audit_id"))?;
+        let time =
+            segment::col::<TimestampMicrosecondArray>(&b, "time").map_err(|_| missing("time"))?;
         for i in 0..b.num_rows() {
             let id = ids.value(i);
             if id.is_empty() {
@@ -481,7 +473,7 @@ impl Dedup {
 
     /// Before the WAL is read on open: the sealed segments, newest hot while the budget
     /// allows, the rest cold.
-    pub fn open_segments(&mut self, dir: &Path, segments: &[SegmentMeta]) -> Result<(), String> {
+    pub fn open_segments(&mut self, dir: &Path, segments: &[SegmentMeta]) -> Result<()> {
         let mut hot_rows = 0;
         let mut cold_until = 0;
         for (i, seg) in segments.iter().enumerate().rev() {

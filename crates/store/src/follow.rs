@@ -1,21 +1,18 @@
 //! Reading stored events in leaf order while the store is being written: what live
 //! detection uses to see every stored event exactly once, from a position it persists.
 //!
-//! A [`Follower`] reads sealed segments (only the row groups it needs) and then the WAL
-//! files, remembering where it stopped in the current WAL file so that following a growing
-//! file costs only the new bytes. A seal that finishes meanwhile (the WAL file is deleted once
-//! its segment is listed) or retention (segments removed) is noticed and handled: the
-//! manifest is read again and reading goes on from the same leaf.
+//! A [`Follower`] reads through a [`Snapshot`]: sealed segments (only the row groups it
+//! needs), then the WAL files, remembering where it stopped in the WAL so that following a
+//! growing file costs only the new bytes. When it runs past what its snapshot holds (a new
+//! WAL file began), or retention removed a segment before it was read, it takes a new
+//! snapshot and goes on from the same leaf.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use arrow_array::{StringArray, TimestampMicrosecondArray, UInt64Array};
-
-use crate::manifest::Manifest;
+use crate::error::{Error, Result};
 use crate::record::StoredRecord;
-use crate::segment;
-use crate::store::Layout;
-use crate::wal;
+use crate::snapshot::{Snapshot, WalPos};
 
 /// What one [`Follower::read`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,32 +25,21 @@ pub struct Progress {
     pub undecodable: u64,
 }
 
-/// Where a follower is in the current WAL file.
-#[derive(Clone, Debug)]
-struct WalPos {
-    first: u64,
-    path: PathBuf,
-    /// The byte offset of the frame of leaf `leaf`.
-    offset: u64,
-    leaf: u64,
-}
-
 /// Reads a data directory's events in leaf order, from a position.
 pub struct Follower {
-    layout: Layout,
+    dir: PathBuf,
     next: u64,
-    wal: Option<WalPos>,
+    /// The snapshot being read, and where reading stopped in its WAL (once it got there).
+    view: Option<(Snapshot, Option<WalPos>)>,
 }
 
 impl Follower {
     /// A follower whose next leaf is `next`.
     pub fn new(dir: &Path, next: u64) -> Follower {
         Follower {
-            layout: Layout {
-                root: dir.to_path_buf(),
-            },
+            dir: dir.to_path_buf(),
             next,
-            wal: None,
+            view: None,
         }
     }
 
@@ -62,18 +48,23 @@ impl Follower {
         self.next
     }
 
-    /// Reads the records of leaves `next..to` that are stored, at most about `max` of them
-    /// (a row group of a segment is read whole), calling `f(leaf, record)` in leaf order.
-    /// `to` should be a size the store has made durable; leaves past the end of what is
-    /// stored are simply not there yet.
+    /// Reads the records of leaves `next..to` that are stored, at most `max` of them, calling
+    /// `f(leaf, record)` in leaf order. `to` should be a size the store has made durable;
+    /// leaves past the end of what is stored are simply not there yet.
     pub fn read(
         &mut self,
         to: u64,
         max: u64,
         mut f: impl FnMut(u64, StoredRecord<'_>),
-    ) -> Result<Progress, String> {
+    ) -> Result<Progress> {
         let mut p = Progress::default();
         let mut tries = 0;
+        // A snapshot is kept between calls only while reading the WAL (to go on from the byte
+        // where it stopped); in the segments, each call looks afresh, so retention is noticed
+        // and the removed files are not held open.
+        if self.view.as_ref().is_some_and(|(_, at)| at.is_none()) {
+            self.view = None;
+        }
         while self.next < to && p.read < max {
             let before = (self.next, p.read);
             let step = match self.step(to, max - p.read, &mut p, &mut f) {
@@ -85,16 +76,17 @@ impl Follower {
             };
             match step {
                 Step::More => {}
-                Step::Done => break,
                 Step::Raced => {
-                    // A seal or retention changed the files under us: look again.
-                    self.wal = None;
+                    // A seal or retention changed the files under the snapshot: look again.
+                    self.view = None;
                     tries += 1;
                     if tries > 20 {
-                        return Err(format!(
-                            "{}: the WAL does not continue from leaf {} (run `kaudit verify`)",
-                            self.layout.wal().display(),
-                            self.next
+                        return Err(Error::damaged(
+                            &self.dir.join("wal"),
+                            format!(
+                                "the log does not continue from leaf {} (run `kaudit verify`)",
+                                self.next
+                            ),
                         ));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(5 * tries));
@@ -113,201 +105,45 @@ impl Follower {
         max: u64,
         p: &mut Progress,
         f: &mut impl FnMut(u64, StoredRecord<'_>),
-    ) -> Result<Step, String> {
-        if let Some(w) = self.wal.clone()
-            && w.leaf == self.next
-        {
-            return self.read_wal(w, to, max, p, f);
+    ) -> Result<Step> {
+        if self.view.is_none() {
+            self.view = Some((Snapshot::open(&self.dir)?, None));
         }
-        let m = Manifest::load(&self.layout.manifest())
-            .map_err(|e| format!("{}: {e}", self.layout.manifest().display()))?;
-        if self.next < m.pruned_size {
-            p.pruned += m.pruned_size - self.next;
-            self.next = m.pruned_size;
-        }
-        if self.next < m.sealed_size {
-            return self.read_segments(&m, to, max, p, f);
-        }
-        let files = wal::list(&self.layout.wal())
-            .map_err(|e| format!("{}: {e}", self.layout.wal().display()))?;
-        // The file holding `next`: the last one starting at or before it.
-        let Some((first, path)) = files
-            .into_iter()
-            .rev()
-            .find(|(first, _)| *first <= self.next)
-        else {
-            return Ok(Step::Raced);
-        };
-        if first < m.sealed_size {
-            return Ok(Step::Raced);
-        }
-        let w = WalPos {
-            first,
-            path,
-            offset: wal::HEADER,
-            leaf: first,
-        };
-        self.read_wal(w, to, max, p, f)
-    }
-
-    fn read_segments(
-        &mut self,
-        m: &Manifest,
-        to: u64,
-        max: u64,
-        p: &mut Progress,
-        f: &mut impl FnMut(u64, StoredRecord<'_>),
-    ) -> Result<Step, String> {
-        let Some(s) = m.segments.iter().find(|s| s.last_leaf >= self.next) else {
-            // Nothing listed holds `next` although it is below the sealed size: retention
-            // removed it between reading the sizes and the list.
-            return Ok(Step::Raced);
-        };
-        if s.first_leaf > self.next {
-            p.pruned += s.first_leaf - self.next;
-            self.next = s.first_leaf;
-        }
-        // The row groups from the one holding `next`, until `max` records or `to`.
-        let mut groups = Vec::new();
-        let mut at = s.first_leaf;
-        let mut want = 0;
-        for (i, g) in s.row_groups.iter().enumerate() {
-            let end = at + g.rows;
-            if end > self.next && at < to && want < max {
-                groups.push(i);
-                want += end - at.max(self.next);
+        let (snap, at) = self.view.as_mut().expect("a snapshot was just taken");
+        let mut n = 0;
+        let read = snap.records_at(self.next, to, *at, &mut |leaf, rec| {
+            f(leaf, rec);
+            n += 1;
+            if n < max {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
             }
-            at = end;
-        }
-        if groups.is_empty() {
-            return Err(format!(
-                "{}: the manifest lists no row group holding leaf {} (run `kaudit verify`)",
-                self.layout.manifest().display(),
-                self.next
-            ));
-        }
-        let path = self.layout.segments().join(&s.file);
-        let mut leaf_next = self.next;
-        let r = segment::read(
-            &path,
-            &["leaf", "received", "cluster", "event"],
-            Some(groups),
-            |b| {
-                let leaf = segment::col::<UInt64Array>(&b, "leaf")?;
-                let rec = segment::col::<TimestampMicrosecondArray>(&b, "received")?;
-                let cl = segment::col::<StringArray>(&b, "cluster")?;
-                let ev = segment::col::<StringArray>(&b, "event")?;
-                for i in 0..b.num_rows() {
-                    let l = leaf.value(i);
-                    if l < leaf_next || l >= to {
-                        continue;
-                    }
-                    f(
-                        l,
-                        StoredRecord {
-                            received: rec.value(i),
-                            cluster: cl.value(i),
-                            event: ev.value(i),
-                        },
-                    );
-                    p.read += 1;
-                    leaf_next = l + 1;
-                }
-                Ok(())
-            },
-        );
-        // Whatever happened, the records handed on are done with.
-        let moved = leaf_next > self.next;
-        self.next = leaf_next;
-        match r {
-            Ok(()) if moved => Ok(Step::More),
-            // The groups held none of the leaves wanted: the manifest is wrong.
-            Ok(()) => Err(format!(
-                "{}: leaf {} is not where the manifest says (run `kaudit verify`)",
-                path.display(),
-                self.next
-            )),
-            // Removed by retention meanwhile.
-            Err(_) if !moved && !path.exists() => Ok(Step::Raced),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn read_wal(
-        &mut self,
-        mut w: WalPos,
-        to: u64,
-        max: u64,
-        p: &mut Progress,
-        f: &mut impl FnMut(u64, StoredRecord<'_>),
-    ) -> Result<Step, String> {
-        if w.offset == wal::HEADER {
-            // A file not read before: its header must agree with its name before any of its
-            // records is handed on under a leaf number.
-            match wal::first_leaf(&w.path) {
-                Ok(first) if first == w.first => {}
-                Ok(first) => {
-                    return Err(format!(
-                        "{}: its header says it starts at leaf {first} (run `kaudit verify`)",
-                        w.path.display()
-                    ));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Step::Raced),
-                Err(e) => return Err(format!("{}: {e}", w.path.display())),
-            }
-        }
-        let mut leaf = w.leaf;
-        let want = self.next;
-        let mut read = 0u64;
-        let mut undecodable = 0u64;
-        let scan = wal::scan_from(&w.path, w.offset, |_, payload| {
-            if leaf >= want {
-                match StoredRecord::decode(payload) {
-                    Ok(r) => {
-                        f(leaf, r);
-                        read += 1;
-                    }
-                    // Passed over and counted; `kaudit verify` names it.
-                    Err(_) => undecodable += 1,
-                }
-            }
-            leaf += 1;
-            leaf < to && read < max
         });
-        // Whatever happened, the records handed on are done with.
-        p.read += read;
-        p.undecodable += undecodable;
-        self.next = self.next.max(leaf);
-        let scan = match scan {
-            Ok(s) => s,
-            Err(e) => {
-                self.wal = None;
-                if e.kind() == std::io::ErrorKind::NotFound && leaf == w.leaf {
-                    return Ok(Step::Raced);
-                }
-                return Err(format!("{}: {e}", w.path.display()));
-            }
+        let (r, pos) = match read {
+            Ok(x) => x,
+            // A segment removed by retention before it was opened.
+            Err(e) if e.is_not_found() => return Ok(Step::Raced),
+            Err(e) => return Err(e),
         };
-        w.offset = scan.valid_len;
-        w.leaf = leaf;
-        let moved = w.leaf > want || read > 0;
-        self.wal = Some(w);
+        p.read += r.read;
+        p.pruned += r.pruned;
+        p.undecodable += r.undecodable;
+        let moved = r.next > self.next;
+        self.next = r.next;
+        *at = pos;
         if moved {
             Ok(Step::More)
-        } else if leaf < to {
-            // At the end of this file but not at `to`: the next file has begun (or a seal
-            // removed this one); look at the directory again.
-            self.wal = None;
-            Ok(Step::Raced)
         } else {
-            Ok(Step::Done)
+            // Nothing more in this snapshot, but not at `to`: a new WAL file began (or a seal
+            // removed what it would have read). Look again.
+            Ok(Step::Raced)
         }
     }
 }
 
 enum Step {
     More,
-    Done,
     Raced,
 }
 
@@ -380,7 +216,7 @@ mod tests {
         }
         // A new follower from the middle of a sealed segment reads from there.
         s.poll_seals(true).unwrap();
-        assert!(s.manifest().segments.len() >= 2, "segments were read");
+        assert!(s.segments().len() >= 2, "segments were read");
         let mut g = Follower::new(dir.path(), 150);
         let (got, _) = users(&mut g, 160, 1000);
         assert_eq!(got.first().unwrap().0, 150);
@@ -400,15 +236,15 @@ mod tests {
             append(&mut s, i * 50, 50);
         }
         s.poll_seals(true).unwrap();
-        assert!(s.manifest().segments.len() >= 3);
+        assert!(s.segments().len() >= 3);
         let mut f = Follower::new(dir.path(), 10);
         let (got, _) = users(&mut f, s.size(), 5);
         assert_eq!(got[0].0, 10);
         // Retention removes the oldest segments (keep about one segment's bytes).
-        let one = s.manifest().segments.last().unwrap().bytes;
+        let one = s.segments().last().unwrap().bytes;
         let removed = s.retain(None, Some(one), i64::MAX).unwrap();
         assert!(!removed.is_empty());
-        let first = s.manifest().segments.first().unwrap().first_leaf;
+        let first = s.segments().first().unwrap().first_leaf;
         let at = f.next();
         let (got, p) = users(&mut f, s.size(), 1000);
         assert_eq!(p.pruned, first - at, "{p:?}");

@@ -10,21 +10,40 @@
 //!   retention.jsonl    signed records of what retention removed
 //! ```
 //! Every stored event is a leaf of an RFC 6962 Merkle tree over its exact stored bytes
-//! ([`record`]); [`verify`] recomputes the tree from the data and checks every checkpoint.
-//! The format is documented in `docs/store-format.md`.
+//! ([`StoredRecord`]); [`verify`] recomputes the tree from the data and checks every checkpoint.
+//! The format is documented in `docs/store-format.md`; the files are this crate's business.
+//!
+//! Writing goes through [`Store`] (one process at a time); reading, by anyone, through a
+//! [`Snapshot`]: the sealed segments with their metadata, then the WAL tail, consistent even
+//! while a writer seals or applies retention. [`follow::Follower`], [`verify`] and
+//! [`proof`] read through it too.
 
-pub mod dedup;
+mod batch;
+mod dedup;
+mod error;
 pub mod follow;
-pub mod manifest;
+mod layout;
+mod loader;
+mod manifest;
 pub mod merkle;
 pub mod note;
+mod pread;
 pub mod proof;
-pub mod record;
-pub mod row;
-pub mod segment;
+mod record;
+mod row;
+mod segment;
+mod snapshot;
 mod store;
 pub mod verify;
-pub mod wal;
+mod wal;
 
-pub use row::{Row, RowOf, Rows};
-pub use store::{Appended, CheckpointLine, Incoming, Layout, Options, Recovery, Store, now_micros};
+pub use batch::Batch;
+pub use error::{Error, Result};
+pub use kaudit_model::sink::Appended;
+pub use loader::Loader;
+pub use manifest::SegmentMeta;
+pub use record::{StoredRecord, max_event};
+pub use segment::{RowGroupTerms, col};
+pub use snapshot::{Records, Snapshot};
+pub use store::{Incoming, Options, Recovery, Store};
+pub use wal::MAX_RECORD;

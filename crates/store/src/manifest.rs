@@ -3,11 +3,11 @@
 //! It is an index, not evidence: `verify` recomputes everything it says from the data.
 
 use std::fs;
-use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::segment::RowGroupTerms;
 
 /// One sealed segment.
@@ -59,31 +59,16 @@ impl Manifest {
         }
     }
 
-    pub fn load(path: &Path) -> io::Result<Manifest> {
-        let text = fs::read_to_string(path)?;
-        serde_json::from_str(&text).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        })
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::damaged(path, e.to_string()))
     }
 
-    pub fn save(&self, path: &Path) -> io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
+    /// Replaces the manifest at `path` atomically (see `kaudit_model::durable`).
+    pub fn save(&self, path: &Path) -> Result<()> {
         let mut text = serde_json::to_string_pretty(self).expect("manifest serializes");
         text.push('\n');
-        {
-            use std::io::Write;
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if let Some(d) = path.parent() {
-            crate::wal::sync_dir(d)?;
-        }
-        Ok(())
+        kaudit_model::durable::replace(path, text.as_bytes()).map_err(|e| Error::io(path, e))
     }
 }
 

@@ -251,6 +251,58 @@ impl Checkpoint {
     }
 }
 
+/// One line of `checkpoints.jsonl` or `retention.jsonl`: a signed note.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Line {
+    pub note: String,
+}
+
+impl Line {
+    /// The line as written to the file (with its newline).
+    pub fn to_line(note: String) -> String {
+        let mut line = serde_json::to_string(&Line { note }).expect("a string serializes");
+        line.push('\n');
+        line
+    }
+}
+
+/// A notes file's text (empty when there is no such file). Lossy: a write cut by a crash can
+/// end inside a character, and one damaged byte must not hide every note (the line then fails
+/// to parse, and is reported as what it is).
+pub(crate) fn read_text(path: &Path) -> crate::Result<String> {
+    match fs::read(path) {
+        Ok(t) => Ok(String::from_utf8(t)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(crate::Error::io(path, e)),
+    }
+}
+
+/// The bodies of the notes in the file at `path` that `keys` signed, in file order (lines
+/// that are not such notes are passed over: `verify` reports them).
+pub(crate) fn signed_bodies(path: &Path, keys: &Keys) -> Vec<String> {
+    read_text(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .filter_map(|l| keys.open(&l.note).ok().map(str::to_string))
+        .collect()
+}
+
+/// The latest checkpoint in `path` signed by `keys`, if any (read from the end: only the
+/// notes after it are checked).
+pub(crate) fn latest_checkpoint(path: &Path, keys: &Keys) -> Option<(String, Checkpoint)> {
+    read_text(path)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .find_map(|l| {
+            let cp = Checkpoint::parse(keys.open(&l.note).ok()?).ok()?;
+            Some((l.note, cp))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,17 +10,19 @@
 //! from the stored records of the segments (and WAL) that cover them.
 
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Manifest, unhex};
+use crate::error::{Error, Result};
+use crate::manifest::unhex;
 use crate::merkle::{Frontier, Hash, hex, leaf_hash, retention_edge, verify_inclusion};
-use crate::note::{Checkpoint, Keys};
+use crate::note::{self, Checkpoint, Keys};
 use crate::record::StoredRecord;
-use crate::{CheckpointLine, Layout, segment, wal};
+use crate::snapshot::Snapshot;
 
 /// The proof format's name and version.
 pub const FORMAT: &str = "kaudit-inclusion-proof/v1";
@@ -77,10 +79,11 @@ fn path_ranges(m: u64, start: u64, end: u64, out: &mut Vec<Range>) {
     }
 }
 
-/// Tree edges known without reading records: (size, frontier hashes).
-fn known_edges(layout: &Layout, manifest: &Manifest, keys: &Keys) -> Vec<Frontier> {
+/// Tree edges known without reading records: the right edge after each segment, and at the
+/// retention boundary (from the last signed retention record).
+fn known_edges(snap: &Snapshot, keys: &Keys) -> Vec<Frontier> {
     let mut out = Vec::new();
-    for s in &manifest.segments {
+    for s in snap.segments() {
         let hashes: Option<Vec<Hash>> = s.frontier_after.iter().map(|h| unhex(h)).collect();
         if let Some(h) = hashes
             && let Ok(f) = Frontier::from_parts(s.last_leaf + 1, h)
@@ -88,11 +91,7 @@ fn known_edges(layout: &Layout, manifest: &Manifest, keys: &Keys) -> Vec<Frontie
             out.push(f);
         }
     }
-    // The retention boundary's edge, from the last signed retention record.
-    if let Ok(text) = fs::read_to_string(layout.retention())
-        && let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty())
-        && let Ok(l) = serde_json::from_str::<CheckpointLine>(line)
-        && let Ok(body) = keys.open(&l.note)
+    if let Some(body) = note::signed_bodies(&snap.layout().retention(), keys).last()
         && let Ok(f) = retention_edge(body)
     {
         out.push(f);
@@ -122,67 +121,65 @@ fn from_edges(edges: &[Frontier], r: Range) -> Option<Hash> {
 
 /// Builds the proof that leaf `leaf` is in the tree of the latest checkpoint covering it.
 /// `progress` is told how many records were read for the ranges not otherwise known.
-pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Proof, String> {
-    let layout = Layout {
-        root: dir.to_path_buf(),
-    };
-    let manifest = Manifest::load(&layout.manifest())
-        .map_err(|e| format!("{}: {e}", layout.manifest().display()))?;
-    let pem_path = layout.keys().join("signing.pub");
-    let pem = fs::read_to_string(&pem_path).map_err(|e| format!("{}: {e}", pem_path.display()))?;
-    let keys = Keys::verifier(manifest.origin.clone(), &pem)?;
-    if leaf < manifest.pruned_size {
-        return Err(format!(
+pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Proof> {
+    let snap = Snapshot::open(dir)?;
+    let layout = snap.layout();
+    let pem_path = layout.public_key();
+    let pem = fs::read_to_string(&pem_path).map_err(|e| Error::io(&pem_path, e))?;
+    let keys = Keys::verifier(snap.origin().to_string(), &pem)
+        .map_err(|e| Error::damaged(&pem_path, e))?;
+    if leaf < snap.pruned() {
+        return Err(Error::Invalid(format!(
             "leaf {leaf} was removed by retention (leaves below {} are gone)",
-            manifest.pruned_size
-        ));
+            snap.pruned()
+        )));
     }
-    // The latest signed checkpoint.
     let cp_path = layout.checkpoints();
-    let text = fs::read_to_string(&cp_path).map_err(|e| format!("{}: {e}", cp_path.display()))?;
-    let note = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(serde_json::from_str::<CheckpointLine>)
-        .ok_or_else(|| format!("{}: no checkpoint yet", cp_path.display()))?
-        .map_err(|e| format!("{}: last line: {e}", cp_path.display()))?
-        .note;
-    let cp = Checkpoint::parse(keys.open(&note)?)?;
+    let (note, cp) = note::latest_checkpoint(&cp_path, &keys).ok_or_else(|| {
+        Error::Invalid(format!("{}: no signed checkpoint yet", cp_path.display()))
+    })?;
     if leaf >= cp.size {
-        return Err(format!(
+        return Err(Error::Invalid(format!(
             "leaf {leaf} is not covered by the latest checkpoint yet (tree size {}); \
              a checkpoint is signed within a second while the store is open",
             cp.size
-        ));
+        )));
     }
     let mut ranges = Vec::new();
     path_ranges(leaf, 0, cp.size, &mut ranges);
-    let edges = known_edges(&layout, &manifest, &keys);
+    let edges = known_edges(&snap, &keys);
     let mut roots: Vec<Option<Hash>> = ranges.iter().map(|r| from_edges(&edges, *r)).collect();
     // Everything else from the records: one frontier per missing range.
     let mut open: Vec<(usize, Frontier)> = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
-        if roots[i].is_none() {
-            if r.start < manifest.pruned_size {
-                // A range straddling the retention boundary: start from the recorded edge.
-                let f = edges
-                    .iter()
-                    .find(|f| f.size() == manifest.pruned_size)
-                    .ok_or("the retention boundary's tree edge is not recorded")?;
-                let mut at = 0u64;
-                let mut inside = Vec::new();
-                for h in f.hashes() {
-                    let span = 1u64 << (63 - (f.size() - at).leading_zeros());
-                    if at >= r.start {
-                        inside.push(h);
-                    }
-                    at += span;
+        if roots[i].is_some() {
+            continue;
+        }
+        if r.start < snap.pruned() {
+            // A range straddling the retention boundary: start from the recorded edge.
+            let f = edges
+                .iter()
+                .find(|f| f.size() == snap.pruned())
+                .ok_or_else(|| {
+                    Error::damaged(
+                        &layout.retention(),
+                        "the retention boundary's tree edge is not recorded",
+                    )
+                })?;
+            let mut at = 0u64;
+            let mut inside = Vec::new();
+            for h in f.hashes() {
+                let span = 1u64 << (63 - (f.size() - at).leading_zeros());
+                if at >= r.start {
+                    inside.push(h);
                 }
-                open.push((i, Frontier::from_parts(f.size() - r.start, inside)?));
-            } else {
-                open.push((i, Frontier::new()));
+                at += span;
             }
+            let f = Frontier::from_parts(f.size() - r.start, inside)
+                .map_err(|e| Error::damaged(&layout.retention(), e))?;
+            open.push((i, f));
+        } else {
+            open.push((i, Frontier::new()));
         }
     }
     let lo = open
@@ -199,11 +196,14 @@ pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Pro
         .max(leaf + 1);
     let mut record: Option<Vec<u8>> = None;
     let mut read = 0u64;
-    let mut feed = |index: u64, bytes: &[u8]| {
+    let mut buf = Vec::new();
+    snap.records(lo, hi, |index, rec| {
+        buf.clear();
+        rec.encode(&mut buf);
         if index == leaf {
-            record = Some(bytes.to_vec());
+            record = Some(buf.clone());
         }
-        let h = leaf_hash(bytes);
+        let h = leaf_hash(&buf);
         for (i, f) in open.iter_mut() {
             let r = ranges[*i];
             if index >= r.start && index < r.end && r.start + f.size() == index {
@@ -214,55 +214,31 @@ pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Pro
         if read.is_multiple_of(65_536) {
             progress(read);
         }
-    };
-    let mut buf = Vec::new();
-    for s in &manifest.segments {
-        if s.last_leaf < lo || s.first_leaf >= hi {
-            continue;
-        }
-        let path = layout.segments().join(&s.file);
-        segment::records(&path, |index, rec| {
-            if index >= lo && index < hi {
-                buf.clear();
-                rec.encode(&mut buf);
-                feed(index, &buf);
-            }
-            Ok(())
-        })?;
-    }
-    if hi > manifest.sealed_size {
-        for (first, path) in wal::list(&layout.wal()).map_err(|e| e.to_string())? {
-            if first < manifest.sealed_size {
-                continue;
-            }
-            let mut index = first;
-            wal::scan(&path, |_, payload| {
-                if index >= lo && index < hi {
-                    feed(index, payload);
-                }
-                index += 1;
-            })
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
+        ControlFlow::Continue(())
+    })?;
     progress(read);
+    let not_stored =
+        |what: String| Error::damaged(&layout.root, format!("{what}: run `kaudit verify`"));
     for (i, f) in open {
         let r = ranges[i];
         if r.start + f.size() != r.end {
-            return Err(format!(
-                "leaves {}-{} are not all stored (found {}): run kaudit verify",
+            return Err(not_stored(format!(
+                "leaves {}-{} are not all stored (found {})",
                 r.start,
                 r.end - 1,
                 f.size()
-            ));
+            )));
         }
         roots[i] = Some(f.root());
     }
-    let record = record.ok_or_else(|| format!("leaf {leaf} is not stored: run kaudit verify"))?;
+    let record = record.ok_or_else(|| not_stored(format!("leaf {leaf} is not stored")))?;
     let path: Vec<Hash> = roots.into_iter().map(|h| h.expect("every range")).collect();
-    verify_inclusion(&record, leaf, cp.size, &cp.root, &path)
-        .map_err(|e| format!("the stored data does not match the checkpoint: {e}"))?;
-    let rec = StoredRecord::decode(&record)?;
+    verify_inclusion(&record, leaf, cp.size, &cp.root, &path).map_err(|e| {
+        not_stored(format!(
+            "the stored data does not match the checkpoint: {e}"
+        ))
+    })?;
+    let rec = StoredRecord::decode(&record).map_err(|e| not_stored(format!("leaf {leaf}: {e}")))?;
     let mut received = Vec::new();
     kaudit_model::MicroTime(rec.received).write_to(&mut received);
     Ok(Proof {
@@ -273,7 +249,7 @@ pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Pro
         received: String::from_utf8_lossy(&received).into_owned(),
         cluster: rec.cluster.to_string(),
         event: serde_json::value::RawValue::from_string(rec.event.to_string())
-            .map_err(|e| format!("leaf {leaf}: the stored event is not JSON: {e}"))?,
+            .map_err(|e| not_stored(format!("leaf {leaf}: the stored event is not JSON: {e}")))?,
         tree_size: cp.size,
         root: hex(&cp.root),
         path: path.iter().map(|h| hex(h)).collect(),
@@ -292,7 +268,11 @@ pub struct Checked {
 
 /// Checks a proof with a public key (PEM or note verifier key): the checkpoint's signature,
 /// that the record is the shown event, and that the path leads from it to the signed root.
-pub fn check(p: &Proof, key: &str) -> Result<Checked, String> {
+pub fn check(p: &Proof, key: &str) -> Result<Checked> {
+    check_proof(p, key).map_err(Error::Invalid)
+}
+
+fn check_proof(p: &Proof, key: &str) -> std::result::Result<Checked, String> {
     if p.format != FORMAT {
         return Err(format!("format {:?}: expected {FORMAT:?}", p.format));
     }
@@ -312,7 +292,7 @@ pub fn check(p: &Proof, key: &str) -> Result<Checked, String> {
         .path
         .iter()
         .map(|h| unhex(h).ok_or_else(|| format!("path: {h:?} is not a SHA-256 hex hash")))
-        .collect::<Result<_, _>>()?;
+        .collect::<std::result::Result<_, _>>()?;
     verify_inclusion(&record, p.leaf_index, cp.size, &cp.root, &path)?;
     Ok(Checked {
         leaf_index: p.leaf_index,

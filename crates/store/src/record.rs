@@ -77,3 +77,9 @@ impl<'a> StoredRecord<'a> {
 
 /// The longest cluster name the record format holds.
 pub const MAX_CLUSTER: usize = u16::MAX as usize;
+
+/// The largest event (its JSON, in bytes) the store takes from `cluster`: a stored record is
+/// at most [`crate::MAX_RECORD`] bytes.
+pub fn max_event(cluster: &str) -> usize {
+    crate::MAX_RECORD.saturating_sub(HEADER + cluster.len())
+}

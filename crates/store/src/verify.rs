@@ -1,18 +1,21 @@
 //! `kaudit verify`: recompute everything from the stored bytes.
 //!
-//! Walks the retention records, the sealed segments and the WAL in leaf order, recomputing
-//! every leaf hash and the Merkle root at each signed checkpoint's size. Reports the first
-//! place the data and the signed history disagree.
+//! Walks the retention records, the sealed segments and the WAL in leaf order (through one
+//! [`Snapshot`]), recomputing every leaf hash and the Merkle root at each signed checkpoint's
+//! size. Reports the first place the data and the signed history disagree.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::manifest::Manifest;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
 use crate::merkle::{Frontier, Hash, hex, leaf_hash, retention_edge};
-use crate::note::{Checkpoint, Keys};
+use crate::note::{self, Checkpoint, Keys};
 use crate::segment;
-use crate::store::{CheckpointLine, Layout};
+use crate::snapshot::{Snapshot, WalPos};
 use crate::wal;
 
 /// What verification found.
@@ -38,62 +41,103 @@ pub struct Report {
     /// Problems that do not mean tampering (a torn, unacknowledged WAL tail).
     pub warnings: Vec<String>,
     /// The first problem found; `None` when everything is intact.
-    pub failure: Option<String>,
+    pub failure: Option<Failure>,
+}
+
+/// The first problem `verify` found: what kind, and where (the message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: Found,
+    pub message: String,
+}
+
+/// The kinds of problem `verify` finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A signed note (a checkpoint or a retention record) is unreadable, not signed by the
+    /// key, of another log, or contradicts another.
+    Note,
+    /// The manifest disagrees with the signed retention records.
+    Manifest,
+    /// A segment is missing, unreadable, reordered, replaced, cut, or differs from the file
+    /// that was sealed.
+    Segment,
+    /// A WAL file is altered, cut, missing or misplaced.
+    Wal,
+    /// The data does not match a signed checkpoint: an event was altered, removed or
+    /// reordered.
+    Mismatch,
+    /// Fewer events are present than a signed checkpoint covers.
+    Truncated,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn fail<T>(kind: Found, message: impl Into<String>) -> std::result::Result<T, Failure> {
+    Err(Failure {
+        kind,
+        message: message.into(),
+    })
+}
+
+/// Damage a read ran into, as what it means for verification.
+fn found(kind: Found) -> impl Fn(Error) -> Failure {
+    move |e| Failure {
+        kind,
+        message: e.to_string(),
+    }
 }
 
 /// Verifies the data directory at `dir`. `key` is an independently held public key (PEM or
-/// note verifier key); without it the key in the data directory is used.
-pub fn verify(dir: &Path, key: Option<&str>) -> Result<Report, String> {
-    let layout = Layout {
-        root: dir.to_path_buf(),
-    };
+/// note verifier key); without it the key in the data directory is used. `Err` means the
+/// directory could not be read at all; what is wrong with what is stored is in
+/// [`Report::failure`].
+pub fn verify(dir: &Path, key: Option<&str>) -> Result<Report> {
+    let layout = Layout::new(dir);
     if !layout.manifest().exists() {
-        return Err(format!(
-            "{}: not a kaudit data directory (no manifest.json)",
-            dir.display()
-        ));
+        return Err(Error::NotAStore {
+            dir: dir.to_path_buf(),
+        });
     }
     // Checkpoints are read before the manifest: a writer lists a segment before it signs a
     // checkpoint covering it (a bulk load), so read in this order the two never disagree
     // falsely while it runs.
-    let checkpoints = read_text(&layout.checkpoints())?;
-    let manifest = Manifest::load(&layout.manifest()).map_err(|e| e.to_string())?;
+    let checkpoints = note::read_text(&layout.checkpoints())?;
+    let mut r = Report::default();
+    let snap = match Snapshot::open(dir) {
+        Ok(s) => s,
+        Err(e @ Error::Damaged { .. }) => {
+            r.failure = Some(found(Found::Wal)(e));
+            return Ok(r);
+        }
+        Err(e) => return Err(e),
+    };
     let keys = match key {
-        Some(k) => Keys::verifier(manifest.origin.clone(), k)?,
+        Some(k) => Keys::verifier(snap.origin().to_string(), k).map_err(Error::Invalid)?,
         None => {
-            let pem = fs::read_to_string(layout.keys().join("signing.pub"))
-                .map_err(|e| format!("{}: {e}", layout.keys().join("signing.pub").display()))?;
-            Keys::verifier(manifest.origin.clone(), &pem)?
+            let path = layout.public_key();
+            let pem = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            Keys::verifier(snap.origin().to_string(), &pem).map_err(|e| Error::damaged(&path, e))?
         }
     };
-    let mut r = Report::default();
-    match run(&layout, &manifest, &keys, &checkpoints, &mut r) {
-        Ok(()) => {}
-        Err(e) => r.failure = Some(e),
+    if let Err(f) = run(&snap, &keys, &checkpoints, &mut r) {
+        r.failure = Some(f);
     }
     Ok(r)
 }
 
-/// A file's text; empty if there is no such file.
-fn read_text(path: &Path) -> Result<String, String> {
-    // Lossy: a write cut by a crash can end inside a character (the line then fails to
-    // parse, and is reported as what it is).
-    match fs::read(path) {
-        Ok(t) => Ok(String::from_utf8(t)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-/// The signed notes of `text` (the file at `path`), one per line.
+/// The signed notes of `text` (the file at `path`), one per line, with their line numbers.
 fn read_notes(
     path: &Path,
     text: &str,
     keys: &Keys,
     what: &str,
     warnings: &mut Vec<String>,
-) -> Result<Vec<(usize, String)>, String> {
+) -> std::result::Result<Vec<(usize, String)>, Failure> {
     let mut out = Vec::new();
     let lines = text.lines().count();
     for (i, line) in text.lines().enumerate() {
@@ -101,7 +145,7 @@ fn read_notes(
             continue;
         }
         let at = format!("{}:{}", path.display(), i + 1);
-        let l: CheckpointLine = match serde_json::from_str(line) {
+        let l: note::Line = match serde_json::from_str(line) {
             Ok(l) => l,
             // An unfinished last line: a write cut by a crash or power loss (opening the
             // store cuts it). Not a note, so nothing it vouched for is lost.
@@ -113,201 +157,320 @@ fn read_notes(
                 ));
                 continue;
             }
-            Err(e) => return Err(format!("{at}: {what} is not readable: {e}")),
+            Err(e) => return fail(Found::Note, format!("{at}: {what} is not readable: {e}")),
         };
-        let body = keys
-            .open(&l.note)
-            .map_err(|e| format!("{at}: {what}: {e}"))?;
-        out.push((i + 1, body.to_string()));
+        match keys.open(&l.note) {
+            Ok(body) => out.push((i + 1, body.to_string())),
+            Err(e) => return fail(Found::Note, format!("{at}: {what}: {e}")),
+        }
     }
     Ok(out)
 }
 
-fn run(
-    layout: &Layout,
-    manifest: &Manifest,
+/// The signed checkpoints by tree size, checked against each other.
+fn checkpoints(
+    path: &Path,
+    text: &str,
+    origin: &str,
     keys: &Keys,
-    checkpoints_text: &str,
-    r: &mut Report,
-) -> Result<(), String> {
-    // Signed history: checkpoints and retention records.
-    let cp_path = layout.checkpoints();
-    let mut checkpoints: BTreeMap<u64, (usize, Checkpoint)> = BTreeMap::new();
+    warnings: &mut Vec<String>,
+) -> std::result::Result<BTreeMap<u64, (usize, Checkpoint)>, Failure> {
+    let mut out: BTreeMap<u64, (usize, Checkpoint)> = BTreeMap::new();
     let mut last_size = 0;
-    for (line, body) in read_notes(
-        &cp_path,
-        checkpoints_text,
-        keys,
-        "checkpoint",
-        &mut r.warnings,
-    )? {
-        let cp =
-            Checkpoint::parse(&body).map_err(|e| format!("{}:{line}: {e}", cp_path.display()))?;
-        if cp.origin != manifest.origin {
-            return Err(format!(
-                "{}:{line}: checkpoint of log {:?}, this store is {:?}",
-                cp_path.display(),
-                cp.origin,
-                manifest.origin
-            ));
+    for (line, body) in read_notes(path, text, keys, "checkpoint", warnings)? {
+        let at = format!("{}:{line}", path.display());
+        let cp = match Checkpoint::parse(&body) {
+            Ok(cp) => cp,
+            Err(e) => return fail(Found::Note, format!("{at}: {e}")),
+        };
+        if cp.origin != origin {
+            return fail(
+                Found::Note,
+                format!(
+                    "{at}: checkpoint of log {:?}, this store is {origin:?}",
+                    cp.origin
+                ),
+            );
         }
         if cp.size < last_size {
-            return Err(format!(
-                "{}:{line}: checkpoint size {} is smaller than an earlier one ({last_size}): \
-                 checkpoints reordered",
-                cp_path.display(),
-                cp.size
-            ));
+            return fail(
+                Found::Note,
+                format!(
+                    "{at}: checkpoint size {} is smaller than an earlier one ({last_size}): \
+                     checkpoints reordered",
+                    cp.size
+                ),
+            );
         }
         last_size = cp.size;
-        if let Some((l0, prev)) = checkpoints.get(&cp.size)
+        if let Some((l0, prev)) = out.get(&cp.size)
             && prev.root != cp.root
         {
-            return Err(format!(
-                "{}:{line}: two signed checkpoints of size {} disagree (line {l0}): the log was \
-                 rewritten",
-                cp_path.display(),
-                cp.size
-            ));
+            return fail(
+                Found::Note,
+                format!(
+                    "{at}: two signed checkpoints of size {} disagree (line {l0}): the log was \
+                     rewritten",
+                    cp.size
+                ),
+            );
         }
-        checkpoints.insert(cp.size, (line, cp));
+        out.insert(cp.size, (line, cp));
     }
-    let ret_path = layout.retention();
+    Ok(out)
+}
+
+/// The tree's right edge at the retention boundary, from the signed retention records.
+fn retention(
+    layout: &Layout,
+    keys: &Keys,
+    r: &mut Report,
+) -> std::result::Result<Frontier, Failure> {
+    let path = layout.retention();
+    let text = note::read_text(&path).map_err(found(Found::Note))?;
     let mut frontier = Frontier::new();
-    for (line, body) in read_notes(
-        &ret_path,
-        &read_text(&ret_path)?,
-        keys,
-        "retention record",
-        &mut r.warnings,
-    )? {
+    for (line, body) in read_notes(&path, &text, keys, "retention record", &mut r.warnings)? {
         r.retention_records += 1;
-        let at = format!("{}:{line}", ret_path.display());
-        let edge = retention_edge(&body).map_err(|e| format!("{at}: {e}"))?;
+        let at = format!("{}:{line}", path.display());
+        let edge = match retention_edge(&body) {
+            Ok(e) => e,
+            Err(e) => return fail(Found::Note, format!("{at}: {e}")),
+        };
         if edge.size() < frontier.size() {
-            return Err(format!(
-                "{at}: retention prefix {} goes backwards",
-                edge.size()
-            ));
+            return fail(
+                Found::Note,
+                format!("{at}: retention prefix {} goes backwards", edge.size()),
+            );
         }
         frontier = edge;
     }
-    r.pruned = frontier.size();
-    if manifest.pruned_size != r.pruned {
-        return Err(format!(
-            "manifest.json says leaves below {} were removed by retention, but the signed \
-             retention records account for {}",
-            manifest.pruned_size, r.pruned
-        ));
-    }
-    // Checkpoints below the retention boundary can no longer be recomputed, except the one
-    // exactly at it (the retention record carries that tree's right edge).
-    let check = |f: &Frontier, r: &mut Report, place: &dyn Fn() -> String| -> Result<(), String> {
-        let size = f.size();
-        if let Some((line, cp)) = checkpoints.get(&size) {
-            if cp.root != f.root() {
-                return Err(format!(
-                    "{}: the data does not match the checkpoint signed at {} \
-                     ({}:{line}, tree size {size}): an event in leaves {}-{} was altered, \
-                     removed or reordered since (the checkpoint of size {} matched)",
-                    place(),
-                    time_str(cp.time),
-                    cp_path.display(),
-                    r.verified_size,
-                    size - 1,
-                    r.verified_size
-                ));
+    Ok(frontier)
+}
+
+/// Recomputes the tree leaf by leaf, checking it against the signed checkpoints.
+struct Tree<'a> {
+    frontier: Frontier,
+    checkpoints: &'a BTreeMap<u64, (usize, Checkpoint)>,
+    cp_path: &'a Path,
+}
+
+impl Tree<'_> {
+    /// After a leaf (or at the retention boundary): the checkpoint of this size, if any, must
+    /// match. `place` says where the leaf is, for the message.
+    fn check(
+        &self,
+        r: &mut Report,
+        place: &dyn Fn() -> String,
+    ) -> std::result::Result<(), Failure> {
+        let size = self.frontier.size();
+        if let Some((line, cp)) = self.checkpoints.get(&size) {
+            if cp.root != self.frontier.root() {
+                return fail(
+                    Found::Mismatch,
+                    format!(
+                        "{}: the data does not match the checkpoint signed at {} ({}:{line}, \
+                         tree size {size}): an event in leaves {}-{} was altered, removed or \
+                         reordered since (the checkpoint of size {} matched)",
+                        place(),
+                        time_str(cp.time),
+                        self.cp_path.display(),
+                        r.verified_size,
+                        size - 1,
+                        r.verified_size
+                    ),
+                );
             }
             r.checkpoints += 1;
             r.verified_size = size;
         }
         Ok(())
-    };
+    }
+
+    fn push(
+        &mut self,
+        record: &[u8],
+        r: &mut Report,
+        place: &dyn Fn() -> String,
+    ) -> std::result::Result<(), Failure> {
+        self.frontier.push(leaf_hash(record));
+        r.events += 1;
+        self.check(r, place)
+    }
+}
+
+fn run(
+    snap: &Snapshot,
+    keys: &Keys,
+    checkpoints_text: &str,
+    r: &mut Report,
+) -> std::result::Result<(), Failure> {
+    let layout = snap.layout();
+    let cp_path = layout.checkpoints();
+    let checkpoints = checkpoints(
+        &cp_path,
+        checkpoints_text,
+        snap.origin(),
+        keys,
+        &mut r.warnings,
+    )?;
+    let frontier = retention(layout, keys, r)?;
+    r.pruned = frontier.size();
+    if snap.pruned() != r.pruned {
+        return fail(
+            Found::Manifest,
+            format!(
+                "manifest.json says leaves below {} were removed by retention, but the signed \
+                 retention records account for {}",
+                snap.pruned(),
+                r.pruned
+            ),
+        );
+    }
+    // Checkpoints below the retention boundary can no longer be recomputed, except the one
+    // exactly at it (the retention record carries that tree's right edge).
     r.expired_checkpoints = checkpoints.range(..r.pruned).count();
     r.verified_size = r.pruned;
+    let mut tree = Tree {
+        frontier,
+        checkpoints: &checkpoints,
+        cp_path: &cp_path,
+    };
     if r.pruned > 0 {
-        check(&frontier, r, &|| "retention boundary".to_string())?;
+        tree.check(r, &|| "retention boundary".to_string())?;
     }
-    // Sealed segments, in manifest order; every file present must be listed and vice versa.
-    let seg_dir = layout.segments();
+    segments(snap, &mut tree, r)?;
+    wal_tail(snap, &mut tree, &checkpoints, r)?;
+    r.size = tree.frontier.size();
+    r.root = Some(tree.frontier.root());
+    if let Some((line, cp)) = checkpoints.range(r.size + 1..).next().map(|(_, v)| v) {
+        return fail(
+            Found::Truncated,
+            format!(
+                "truncated: the checkpoint signed at {} ({}:{line}) covers {} events, but only \
+                 {} are present (the first missing is leaf {})",
+                time_str(cp.time),
+                cp_path.display(),
+                cp.size,
+                r.size,
+                r.size
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The sealed segments, in manifest order; every file present must be listed and vice versa.
+fn segments(
+    snap: &Snapshot,
+    tree: &mut Tree<'_>,
+    r: &mut Report,
+) -> std::result::Result<(), Failure> {
+    let seg_dir = snap.layout().segments();
     let mut on_disk: Vec<String> = fs::read_dir(&seg_dir)
-        .map_err(|e| format!("{}: {e}", seg_dir.display()))?
+        .map_err(|e| Error::io(&seg_dir, e))
+        .map_err(found(Found::Segment))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".parquet"))
         .collect();
     on_disk.sort();
-    for s in &manifest.segments {
-        let path = seg_dir.join(&s.file);
-        if s.first_leaf != frontier.size() {
-            return Err(format!(
-                "segment {} starts at leaf {}, but the previous data ends at leaf {}: a segment \
-                 is missing",
-                s.file,
-                s.first_leaf,
-                frontier.size()
-            ));
+    for (i, s) in snap.segments().iter().enumerate() {
+        if s.first_leaf != tree.frontier.size() {
+            return fail(
+                Found::Segment,
+                format!(
+                    "segment {} starts at leaf {}, but the previous data ends at leaf {}: a \
+                     segment is missing",
+                    s.file,
+                    s.first_leaf,
+                    tree.frontier.size()
+                ),
+            );
         }
-        if !path.exists() {
-            return Err(format!(
-                "segment {} (leaves {}-{}) is missing",
-                s.file, s.first_leaf, s.last_leaf
-            ));
-        }
+        let unreadable = |e: &dyn fmt::Display| Failure {
+            kind: Found::Segment,
+            message: format!("segment {}: unreadable, altered or truncated: {e}", s.file),
+        };
+        let reader = match snap.reader(i) {
+            Ok(rd) => rd,
+            Err(e) if e.is_not_found() => {
+                return fail(
+                    Found::Segment,
+                    format!(
+                        "segment {} (leaves {}-{}) is missing",
+                        s.file, s.first_leaf, s.last_leaf
+                    ),
+                );
+            }
+            Err(e) => return Err(unreadable(&e)),
+        };
         let (_, digest) =
-            segment::file_digest(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let digest_ok = hex(&digest) == s.sha256;
-        let meta = segment::metadata(&path)
-            .map_err(|e| format!("segment {}: unreadable, altered or truncated: {e}", s.file))?;
-        let first: Option<u64> = meta.get("kaudit.first_leaf").and_then(|v| v.parse().ok());
+            segment::digest(reader.file().reader_at(0)).map_err(|e| unreadable(&e))?;
+        let first: Option<u64> = reader
+            .key_value("kaudit.first_leaf")
+            .and_then(|v| v.parse().ok());
         if first != Some(s.first_leaf) {
-            return Err(format!(
-                "segment {} holds leaves from {}, but belongs at leaf {}: segments were \
-                 reordered or replaced",
-                s.file,
-                first.map_or("?".into(), |f| f.to_string()),
-                s.first_leaf
-            ));
+            return fail(
+                Found::Segment,
+                format!(
+                    "segment {} holds leaves from {}, but belongs at leaf {}: segments were \
+                     reordered or replaced",
+                    s.file,
+                    first.map_or("?".into(), |f| f.to_string()),
+                    s.first_leaf
+                ),
+            );
         }
         let mut expected = s.first_leaf;
-        segment::records(&path, |leaf, rec| {
-            if leaf != expected {
-                return Err(format!(
-                    "segment {}: row for leaf {leaf} where leaf {expected} belongs: records \
-                     reordered or removed",
-                    s.file
-                ));
-            }
-            let mut b = Vec::new();
-            rec.encode(&mut b);
-            frontier.push(leaf_hash(&b));
-            expected += 1;
-            r.events += 1;
-            check(&frontier, r, &|| {
-                format!("segment {} (leaf {leaf})", s.file)
+        let mut failure = None;
+        let mut buf = Vec::new();
+        reader
+            .records(None, |leaf, rec| {
+                if leaf != expected {
+                    failure = Some(Failure {
+                        kind: Found::Segment,
+                        message: format!(
+                            "segment {}: row for leaf {leaf} where leaf {expected} belongs: \
+                             records reordered or removed",
+                            s.file
+                        ),
+                    });
+                    return Ok(false);
+                }
+                buf.clear();
+                rec.encode(&mut buf);
+                expected += 1;
+                if let Err(f) = tree.push(&buf, r, &|| format!("segment {} (leaf {leaf})", s.file))
+                {
+                    failure = Some(f);
+                    return Ok(false);
+                }
+                Ok(true)
             })
-        })
-        .map_err(|e| {
-            if e.starts_with("segment ") {
-                e
-            } else {
-                format!("segment {}: unreadable, altered or truncated: {e}", s.file)
-            }
-        })?;
-        if expected != s.last_leaf + 1 {
-            return Err(format!(
-                "segment {} ends at leaf {}, the manifest says {}: records removed",
-                s.file,
-                expected as i64 - 1,
-                s.last_leaf
-            ));
+            .map_err(|e| unreadable(&e))?;
+        if let Some(f) = failure {
+            return Err(f);
         }
-        if !digest_ok {
+        if expected != s.last_leaf + 1 {
+            return fail(
+                Found::Segment,
+                format!(
+                    "segment {} ends at leaf {}, the manifest says {}: records removed",
+                    s.file,
+                    expected as i64 - 1,
+                    s.last_leaf
+                ),
+            );
+        }
+        if hex(&digest) != s.sha256 {
             // The records recompute (no checkpoint caught it), yet the file changed: say so.
-            return Err(format!(
-                "segment {}: the file differs from the SHA-256 recorded when it was sealed",
-                s.file
-            ));
+            return fail(
+                Found::Segment,
+                format!(
+                    "segment {}: the file differs from the SHA-256 recorded when it was sealed",
+                    s.file
+                ),
+            );
         }
         r.segments += 1;
         on_disk.retain(|n| n != &s.file);
@@ -317,75 +480,77 @@ fn run(
             "segments/{extra} is not in the manifest (not verified, not queried)"
         ));
     }
-    // The WAL tail.
-    let wal_files =
-        wal::list(&layout.wal()).map_err(|e| format!("{}: {e}", layout.wal().display()))?;
+    Ok(())
+}
+
+/// The WAL after the segments.
+fn wal_tail(
+    snap: &Snapshot,
+    tree: &mut Tree<'_>,
+    checkpoints: &BTreeMap<u64, (usize, Checkpoint)>,
+    r: &mut Report,
+) -> std::result::Result<(), Failure> {
+    if tree.frontier.size() != snap.sealed() {
+        return fail(
+            Found::Segment,
+            format!(
+                "the segments end at leaf {}, but manifest.json says {} are sealed: a segment is \
+                 missing",
+                tree.frontier.size(),
+                snap.sealed()
+            ),
+        );
+    }
     let last_signed = checkpoints.keys().next_back().copied().unwrap_or(0);
-    let n = wal_files.len();
-    for (i, (first, path)) in wal_files.into_iter().enumerate() {
-        if first < frontier.size() && first < manifest.sealed_size {
-            // Already sealed; left by an interrupted seal. Skipped like the store does.
-            continue;
-        }
-        if first != frontier.size() {
-            return Err(format!(
-                "{} starts at leaf {first}, but the data before it ends at leaf {}: WAL \
-                 records are missing",
-                path.display(),
-                frontier.size()
-            ));
-        }
-        let mut failure = None;
-        let scan = wal::scan(&path, |_, payload| {
-            if failure.is_some() {
-                return;
-            }
-            frontier.push(leaf_hash(payload));
-            r.events += 1;
+    let files = snap.wal_files();
+    let mut failure = None;
+    let start = WalPos {
+        file: 0,
+        offset: wal::HEADER,
+        leaf: snap.sealed(),
+    };
+    let end = snap
+        .scan_wal(start, u64::MAX, |leaf, _, payload| {
             r.wal_records += 1;
-            let leaf = frontier.size() - 1;
-            if let Err(e) = check(&frontier, r, &|| {
-                format!("{} (leaf {leaf})", path.display())
-            }) {
-                failure = Some(e);
+            let file = files.iter().rev().find(|w| w.first <= leaf);
+            let place = || {
+                let p = file.map_or(String::from("wal"), |w| w.file.path().display().to_string());
+                format!("{p} (leaf {leaf})")
+            };
+            match tree.push(payload, r, &place) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(f) => {
+                    failure = Some(f);
+                    ControlFlow::Break(())
+                }
             }
         })
-        .map_err(|e| e.to_string())?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if let Some(d) = scan.damage {
-            let leaf = first + d.record;
-            if i + 1 < n || last_signed > leaf {
-                return Err(format!(
+        .map_err(found(Found::Wal))?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if let Some(d) = end.damage {
+        let path = files[end.pos.file].file.path();
+        let leaf = end.pos.leaf;
+        if !end.last || last_signed > leaf {
+            return fail(
+                Found::Wal,
+                format!(
                     "{}: record {} (leaf {leaf}) at byte {}: {}: the WAL was altered or \
                      truncated",
                     path.display(),
-                    d.record,
+                    leaf - files[end.pos.file].first,
                     d.offset,
                     d.what
-                ));
-            }
-            r.warnings.push(format!(
-                "{}: torn tail at byte {} ({}): an unacknowledged write cut by a crash; it is \
-                 removed when the store is next opened",
-                path.display(),
-                d.offset,
-                d.what
-            ));
+                ),
+            );
         }
-    }
-    r.size = frontier.size();
-    r.root = Some(frontier.root());
-    if let Some((line, cp)) = checkpoints.range(r.size + 1..).next().map(|(_, v)| v) {
-        return Err(format!(
-            "truncated: the checkpoint signed at {} ({}:{line}) covers {} events, but only {} \
-             are present (the first missing is leaf {})",
-            time_str(cp.time),
-            cp_path.display(),
-            cp.size,
-            r.size,
-            r.size
+        r.warnings.push(format!(
+            "{}: torn tail at byte {} ({}): an unacknowledged write cut by a crash; it is \
+             removed when the store is next opened",
+            path.display(),
+            d.offset,
+            d.what
         ));
     }
     Ok(())

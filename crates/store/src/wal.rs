@@ -15,6 +15,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::pread::Shared;
+
 pub const MAGIC: &[u8; 11] = b"KAUDITWAL1\n";
 pub const HEADER: u64 = 11 + 8;
 const FRAME: usize = 9;
@@ -44,28 +46,8 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-/// The first leaf index a WAL file's header gives.
-pub fn first_leaf(path: &Path) -> io::Result<u64> {
-    let mut header = [0u8; HEADER as usize];
-    File::open(path)?.read_exact(&mut header)?;
-    if &header[..11] != MAGIC {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a kaudit WAL file (bad header)",
-        ));
-    }
-    Ok(u64::from_le_bytes(header[11..19].try_into().unwrap()))
-}
-
 /// Bytes before a frame's payload: length (u32), CRC-32C (u32), flags (u8).
 const FRAME_HEADER: usize = 9;
-
-/// Appends one frame to `buf`.
-pub fn frame(flags: u8, payload: &[u8], buf: &mut Vec<u8>) {
-    let start = begin_frame(buf);
-    buf.extend_from_slice(payload);
-    end_frame(flags, buf, start);
-}
 
 /// Starts a frame at the end of `buf`, whose payload the caller then appends (so it is
 /// written in place, not copied); returns where the frame starts, for [`end_frame`].
@@ -119,36 +101,35 @@ pub struct Scan {
 /// Reads a WAL file, calling `f` with each valid record (flags, payload); stops at the first
 /// bad frame. Streams: memory holds one record at a time, whatever the file's size.
 pub fn scan(path: &Path, mut f: impl FnMut(u8, &[u8])) -> io::Result<Scan> {
-    scan_from(path, HEADER, |flags, payload| {
+    scan_file(&Shared::open(path)?, HEADER, |flags, payload| {
         f(flags, payload);
         true
     })
 }
 
-/// [`scan`] starting at byte `offset` (a frame boundary an earlier scan returned as
-/// `valid_len`, or [`HEADER`]), stopping after the frame for which `f` returns false:
-/// `valid_len` is then where the next frame starts. Followers use it to go on where they
-/// stopped instead of reading the file again.
-pub fn scan_from(
-    path: &Path,
+/// [`scan`] of an open file, starting at byte `offset` (a frame boundary an earlier scan
+/// returned as `valid_len`, or [`HEADER`]), up to the file's current end, stopping after the
+/// frame for which `f` returns false: `valid_len` is then where the next frame starts.
+/// Followers use it to go on where they stopped instead of reading the file again.
+pub fn scan_file(
+    file: &Shared,
     offset: u64,
     mut f: impl FnMut(u8, &[u8]) -> bool,
 ) -> io::Result<Scan> {
-    let file = File::open(path)?;
-    let size = file.metadata()?.len();
-    let mut r = io::BufReader::with_capacity(1 << 20, file);
+    let size = file.current_len()?;
     let mut header = [0u8; HEADER as usize];
-    if size < HEADER || r.read_exact(&mut header).is_err() || &header[..11] != MAGIC {
+    if size < HEADER || file.read_exact_at(&mut header, 0).is_err() || &header[..11] != MAGIC {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}: not a kaudit WAL file (bad header)", path.display()),
+            format!(
+                "{}: not a kaudit WAL file (bad header)",
+                file.path().display()
+            ),
         ));
     }
     let first = u64::from_le_bytes(header[11..19].try_into().unwrap());
     let mut pos = offset.max(HEADER);
-    if pos > HEADER {
-        r.seek(SeekFrom::Start(pos))?;
-    }
+    let mut r = io::BufReader::with_capacity(1 << 20, file.reader_at(pos));
     let mut n = 0u64;
     let mut damage = None;
     let mut payload = Vec::new();
@@ -230,7 +211,7 @@ impl Writer {
                 ));
             }
             fs::rename(&tmp, &path)?;
-            sync_dir(dir)?;
+            kaudit_model::durable::sync_dir(dir)?;
             Ok(file)
         })();
         let mut file = match made {
@@ -284,9 +265,4 @@ impl Writer {
             }
         }
     }
-}
-
-/// `fsync` of a directory, so a created or renamed entry survives a crash.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

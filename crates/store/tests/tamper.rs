@@ -9,7 +9,9 @@ use std::time::Duration;
 mod common;
 
 use kaudit_model::decode;
-use kaudit_store::{Incoming, Options, Store, verify};
+use kaudit_model::now_micros;
+use kaudit_store::verify::{self, Failure, Found};
+use kaudit_store::{Error, Incoming, Options, Store};
 
 fn traffic(n: u64) -> Vec<u8> {
     common::traffic(n, 11)
@@ -80,7 +82,7 @@ fn wal_file(dir: &Path) -> PathBuf {
     v.pop().unwrap()
 }
 
-fn failure(dir: &Path) -> String {
+fn failure(dir: &Path) -> Failure {
     let r = verify::verify(dir, None).unwrap();
     let dbg = format!("{r:?}");
     r.failure
@@ -119,8 +121,10 @@ fn one_flipped_byte_anywhere_in_a_segment_is_caught() {
         flip(&seg, at);
         let e = failure(&f.dir);
         assert!(
-            e.contains(seg.file_name().unwrap().to_str().unwrap()),
-            "byte {at}: {e}"
+            matches!(e.kind, Found::Segment | Found::Mismatch)
+                && e.message
+                    .contains(seg.file_name().unwrap().to_str().unwrap()),
+            "byte {at}: {e:?}"
         );
         fs::write(&seg, backup).unwrap();
     }
@@ -136,7 +140,13 @@ fn one_flipped_byte_in_the_wal_is_caught() {
         let backup = fs::read(&wal).unwrap();
         flip(&wal, at);
         let e = failure(&f.dir);
-        assert!(e.contains("wal"), "byte {at}: {e}");
+        let name = wal.file_name().unwrap().to_str().unwrap();
+        assert!(
+            e.kind == Found::Wal
+                && e.message.contains(name)
+                && e.message.contains("the WAL was altered or truncated"),
+            "byte {at}: {e:?}"
+        );
         fs::write(&wal, backup).unwrap();
     }
 }
@@ -146,7 +156,11 @@ fn one_writer_at_a_time() {
     let f = fixture();
     let s = Store::open(&f.dir, opts()).unwrap();
     let e = Store::open(&f.dir, opts()).err().unwrap();
-    assert!(e.contains("another kaudit process"), "{e}");
+    assert!(
+        matches!(&e, Error::Locked { dir } if dir == &f.dir),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("another kaudit process"), "{e}");
     s.close().unwrap();
     Store::open(&f.dir, opts()).unwrap().close().unwrap();
 }
@@ -156,7 +170,8 @@ fn a_deleted_segment_is_caught() {
     let f = fixture();
     fs::remove_file(&segments(&f.dir)[2]).unwrap();
     let e = failure(&f.dir);
-    assert!(e.contains("missing"), "{e}");
+    assert_eq!(e.kind, Found::Segment, "{e:?}");
+    assert!(e.message.contains("missing"), "{e}");
 }
 
 #[test]
@@ -168,7 +183,8 @@ fn swapped_segments_are_caught() {
     fs::rename(&s[1], &s[0]).unwrap();
     fs::rename(&tmp, &s[1]).unwrap();
     let e = failure(&f.dir);
-    assert!(e.contains("reordered"), "{e}");
+    assert_eq!(e.kind, Found::Segment, "{e:?}");
+    assert!(e.message.contains("reordered"), "{e}");
 }
 
 #[test]
@@ -182,12 +198,15 @@ fn a_truncated_wal_is_caught() {
         file.set_len(cut).unwrap();
         drop(file);
         let e = failure(&f.dir);
-        assert!(e.contains("truncated"), "cut at {cut}: {e}");
+        assert_eq!(e.kind, Found::Wal, "cut at {cut}: {e:?}");
+        assert!(e.message.contains("truncated"), "cut at {cut}: {e}");
         fs::write(&wal, backup).unwrap();
     }
     // A whole WAL file deleted: the signed checkpoints still cover its events.
     fs::remove_file(&wal).unwrap();
-    assert!(failure(&f.dir).contains("truncated"));
+    let e = failure(&f.dir);
+    assert_eq!(e.kind, Found::Truncated, "{e:?}");
+    assert!(e.message.contains("truncated"), "{e}");
 }
 
 #[test]
@@ -202,7 +221,11 @@ fn a_forged_checkpoint_is_caught() {
     edited[3] = &forged;
     fs::write(&p, edited.join("\n") + "\n").unwrap();
     let e = failure(&f.dir);
-    assert!(e.contains("forged") && e.contains(":4"), "{e}");
+    assert_eq!(e.kind, Found::Note, "{e:?}");
+    assert!(
+        e.message.contains("forged") && e.message.contains(":4"),
+        "{e}"
+    );
     // A checkpoint signed by another key.
     let other = tempfile::tempdir().unwrap();
     let mut s = Store::open(other.path(), opts()).unwrap();
@@ -210,21 +233,27 @@ fn a_forged_checkpoint_is_caught() {
     s.close().unwrap();
     let foreign = fs::read_to_string(other.path().join("checkpoints.jsonl")).unwrap();
     fs::write(&p, format!("{text}{foreign}")).unwrap();
-    assert!(failure(&f.dir).contains("no signature by"));
+    let e = failure(&f.dir);
+    assert!(
+        e.kind == Found::Note && e.message.contains("no signature by"),
+        "{e:?}"
+    );
     // Verifying against an independently held key catches a replaced key pair too.
     fs::write(&p, &text).unwrap();
     let held = fs::read_to_string(other.path().join("keys/signing.pub")).unwrap();
     let r = verify::verify(&f.dir, Some(&held)).unwrap();
-    assert!(r.failure.unwrap().contains("no signature by"));
+    let e = r.failure.unwrap();
+    assert!(
+        e.kind == Found::Note && e.message.contains("no signature by"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn retention_verifies_and_later_deletions_do_not() {
     let f = fixture();
     let mut s = Store::open(&f.dir, opts()).unwrap();
-    let removed = s
-        .retain(None, Some(3 * 60_000), kaudit_store::now_micros())
-        .unwrap();
+    let removed = s.retain(None, Some(3 * 60_000), now_micros()).unwrap();
     assert!(!removed.is_empty(), "nothing removed");
     s.close().unwrap();
     let r = verify::verify(&f.dir, None).unwrap();
@@ -235,7 +264,11 @@ fn retention_verifies_and_later_deletions_do_not() {
     // Deleting the next segment by hand is not retention.
     let next = segments(&f.dir)[0].clone();
     fs::remove_file(next).unwrap();
-    assert!(failure(&f.dir).contains("missing"));
+    let e = failure(&f.dir);
+    assert!(
+        e.kind == Found::Segment && e.message.contains("missing"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -312,9 +345,7 @@ fn inclusion_proofs_check_and_forgeries_do_not() {
 fn proofs_after_retention() {
     let f = fixture();
     let mut s = Store::open(&f.dir, opts()).unwrap();
-    let removed = s
-        .retain(None, Some(3 * 60_000), kaudit_store::now_micros())
-        .unwrap();
+    let removed = s.retain(None, Some(3 * 60_000), now_micros()).unwrap();
     s.close().unwrap();
     let pruned = removed.last().unwrap().last_leaf + 1;
     // Leaves just past the boundary need subtrees that straddle it.
@@ -322,7 +353,10 @@ fn proofs_after_retention() {
         prove_and_check(&f.dir, leaf);
     }
     let e = kaudit_store::proof::prove(&f.dir, pruned - 1, |_| {}).unwrap_err();
-    assert!(e.contains("retention"), "{e}");
+    assert!(
+        matches!(&e, Error::Invalid(m) if m.contains("removed by retention")),
+        "{e:?}"
+    );
 }
 
 /// With no sealed keys kept in memory, a re-import is recognised through the row groups'
@@ -331,12 +365,7 @@ fn proofs_after_retention() {
 fn reimport_is_deduplicated_from_cold_row_groups() {
     let f = fixture();
     let mut s = Store::open(&f.dir, opts()).unwrap();
-    let groups: usize = s
-        .manifest()
-        .segments
-        .iter()
-        .map(|g| g.row_groups.len())
-        .sum();
+    let groups: usize = s.segments().iter().map(|g| g.row_groups.len()).sum();
     let (hot, cold, _, loads) = s.dedup_stats();
     assert_eq!((cold, loads), (groups, 0));
     assert!(hot <= 600, "only the WAL's keys are hot: {hot}");
@@ -388,10 +417,10 @@ fn an_unfinished_checkpoint_line_passes_and_is_cut_on_open() {
     let mut damaged = fs::read_to_string(&cp).unwrap();
     damaged.insert_str(0, &format!("{}\n", &last[..cut - 1]));
     fs::write(&cp, &damaged).unwrap();
+    let e = failure(&f.dir);
     assert!(
-        failure(&f.dir).contains("not readable"),
-        "{}",
-        failure(&f.dir)
+        e.kind == Found::Note && e.message.contains("not readable"),
+        "{e:?}"
     );
 }
 

@@ -82,7 +82,7 @@ pub fn alerts(a: AlertsArgs) -> Result<ExitCode> {
     if a.sinks {
         return sinks(&dir);
     }
-    let now = kaudit_store::now_micros();
+    let now = kaudit_model::now_micros();
     let time = |s: &Option<String>, name: &str| {
         s.as_deref()
             .map(|v| query::parse_time(v, now).map_err(|e| anyhow!("--{name}: {e}")))

@@ -193,7 +193,7 @@ pub fn detect(a: DetectArgs) -> Result<ExitCode> {
             };
         let disk = std::rc::Rc::new(std::cell::Cell::new(0));
         let stats =
-            kaudit_ingest::import::read_file(f, a.format, disk, &mut cb).map_err(|e| anyhow!(e))?;
+            kaudit_ingest::input::read(f, a.format, disk, &mut cb).map_err(|e| anyhow!(e))?;
         bytes += stats.bytes;
         if em.error.is_some() {
             break;

@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use kaudit_model::MicroTime;
+use kaudit_model::now_micros;
 use kaudit_query::ask::{self, Answer, QUESTIONS};
 use kaudit_query::exec::{Query, RowRef, Rows, Scanned, run};
 use kaudit_query::filter::{self, Filter};
-use kaudit_store::now_micros;
 
 use crate::cmd::store::DataArg;
 use crate::table::Table;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use kaudit_ingest::import;
 use kaudit_store::merkle::hex;
-use kaudit_store::{Options, Store, verify};
+use kaudit_store::{Loader, Options, Store, verify};
 
 /// Where the data directory is.
 #[derive(Args, Clone)]
@@ -65,11 +65,8 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
         );
         b
     });
-    let opts = import::Options {
-        cluster: a.cluster.clone(),
-        format: a.format,
-    };
-    let files = import::import(&mut store, &a.files, &opts, |p| {
+    let mut sink = Loader::new(&mut store, &a.cluster);
+    let files = import::import(&mut sink, &a.files, a.format, |p| {
         if let Some(b) = &bar {
             b.set_length(p.total);
             b.set_position(p.bytes);
@@ -81,6 +78,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
             ));
         }
     });
+    drop(sink);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -292,7 +290,7 @@ pub fn retain(a: RetainArgs) -> Result<ExitCode> {
         .retain(
             a.max_age.map(|m| Duration::from_micros(m as u64)),
             a.max_size,
-            kaudit_store::now_micros(),
+            kaudit_model::now_micros(),
         )
         .map_err(|e| anyhow!(e))?;
     store.close().map_err(|e| anyhow!(e))?;

@@ -2,10 +2,11 @@
 //! arena, with what deduplication needs and the segment columns taken from the parsed event
 //! (so the store does not parse it again). Owned, so it can cross to the thread that appends.
 
+use crate::Incoming;
+use crate::row::{Row, RowOf, Rows};
 #[cfg(test)]
 use kaudit_model::decode;
 use kaudit_model::{Event, Stage};
-use kaudit_store::{Incoming, Row, RowOf, Rows};
 
 /// One event's place in the arena and its dedup fields.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +20,7 @@ struct Item {
 }
 
 /// Events for one cluster, received at one moment.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Batch {
     pub cluster: String,
     /// When they were received (microseconds since the epoch).

@@ -1,35 +1,96 @@
 //! The tailer against what happens to a live audit.log: lumberjack rotation (rename, new file,
 //! later gzip), logrotate's copy-truncate, lines written in pieces, and the tailer stopped and
 //! restarted (including while the file it was in got rotated and gzipped). Every line the
-//! writer finished is stored exactly once.
+//! writer finished is stored exactly once: the tailer writes through the server's writer
+//! thread into a real store, as `kaudit serve` runs it.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kaudit_gen::{Config, generate};
-use kaudit_ingest::batch::Batch;
-use kaudit_ingest::tail::{self, Sink, Tailer};
+use kaudit_ingest::tail::{self, Tailer};
 use kaudit_model::MicroTime;
-use kaudit_store::{Appended, Options, Store};
+use kaudit_model::sink::{Appended, Sink};
+use kaudit_server::metrics::Metrics;
+use kaudit_server::writer::{Housekeeping, Writer, WriterSink};
+use kaudit_store::{Options, Store};
 
-struct StoreSink(Mutex<Store>, Mutex<Duration>);
+/// The server's writer thread over a store in `dir/data`.
+struct Storing {
+    writer: Writer,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+    /// How long each commit takes longer (a slow disk), when a test asks for it.
+    delay: Arc<Mutex<Duration>>,
+}
 
-impl Sink for StoreSink {
-    fn append(&self, batch: &Batch) -> Result<Appended, String> {
-        // A slow disk, when a test asks for one.
-        let delay = *self.1.lock().unwrap();
+/// The sink a tailer writes into: the server's, behind an optional delay.
+struct Slow {
+    inner: WriterSink,
+    delay: Arc<Mutex<Duration>>,
+}
+
+impl Sink for Slow {
+    fn max_event(&self) -> usize {
+        self.inner.max_event()
+    }
+    fn push(&mut self, raw: &str, event: &kaudit_model::Event<'_>) -> Result<(), String> {
+        self.inner.push(raw, event)
+    }
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
+    fn commit(&mut self) -> Result<Appended, String> {
+        let delay = *self.delay.lock().unwrap();
         std::thread::sleep(delay);
-        self.0.lock().unwrap().append(&batch.incoming())
+        self.inner.commit()
     }
 }
 
-fn sink(dir: &Path) -> std::sync::Arc<StoreSink> {
+fn storing(dir: &Path) -> Storing {
     let store = Store::open(&dir.join("data"), Options::default()).unwrap();
-    std::sync::Arc::new(StoreSink(Mutex::new(store), Mutex::new(Duration::ZERO)))
+    let hk = Housekeeping {
+        seal_every: Duration::from_secs(3600),
+        checkpoint_every: Duration::from_secs(1),
+        retention_every: Duration::from_secs(3600),
+        max_age: None,
+        max_bytes: None,
+    };
+    let (writer, thread) = Writer::start(
+        store,
+        hk,
+        Arc::new(Metrics::new()),
+        Arc::new(|m: &str| eprintln!("writer: {m}")),
+    );
+    Storing {
+        writer,
+        thread,
+        delay: Arc::new(Mutex::new(Duration::ZERO)),
+    }
+}
+
+impl Storing {
+    fn sink(&self) -> Slow {
+        Slow {
+            inner: WriterSink::new(self.writer.clone(), "prod"),
+            delay: self.delay.clone(),
+        }
+    }
+
+    fn stored(&self) -> u64 {
+        self.writer.committed.load(Ordering::Acquire)
+    }
+
+    /// Stops the writer (closing the store) and returns how many events it holds.
+    fn close(self) -> u64 {
+        let n = self.stored();
+        self.writer.stop();
+        self.thread.join().unwrap().unwrap();
+        n
+    }
 }
 
 fn lines(n: u64) -> Vec<String> {
@@ -66,15 +127,16 @@ fn gzip(p: &Path) -> PathBuf {
 }
 
 struct Running {
-    stop: std::sync::Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
     handle: std::thread::JoinHandle<(Tailer, Result<(), String>)>,
 }
 
-fn start(mut t: Tailer, sink: std::sync::Arc<StoreSink>) -> Running {
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
+fn start(mut t: Tailer, storing: &Storing) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
+    let mut sink = storing.sink();
     let handle = std::thread::spawn(move || {
-        let r = t.run(sink.as_ref(), &s);
+        let r = t.run(&mut sink, &s);
         (t, r)
     });
     Running { stop, handle }
@@ -87,13 +149,13 @@ fn stop(r: Running) -> Tailer {
     t
 }
 
-fn wait_for(sink: &StoreSink, n: u64) {
+fn wait_for(storing: &Storing, n: u64) {
     let t = Instant::now();
-    while sink.0.lock().unwrap().size() < n {
+    while storing.stored() < n {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "stored {} of {n}",
-            sink.0.lock().unwrap().size()
+            storing.stored()
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -103,7 +165,6 @@ fn tailer(dir: &Path, log: &Path) -> Tailer {
     Tailer::new(
         tail::Config {
             path: log.to_path_buf(),
-            cluster: "prod".into(),
             poll: Duration::from_millis(5),
         },
         &dir.join("tail"),
@@ -121,11 +182,11 @@ fn every_line_once_through_rotation_truncation_and_restarts() {
     let all = lines(1200);
     let mut chunks = all.chunks(100);
     let mut next = || chunks.next().unwrap().concat();
-    let sink = sink(dir);
+    let sink = storing(dir);
 
     // Lines before the tailer starts, and one written in two pieces.
     append(&live, &next());
-    let run = start(tailer(dir, &live), sink.clone());
+    let run = start(tailer(dir, &live), &sink);
     wait_for(&sink, 100);
     let piece = next();
     let (a, b) = piece.split_at(piece.len() / 2 + 7);
@@ -156,7 +217,7 @@ fn every_line_once_through_rotation_truncation_and_restarts() {
     fs::rename(&live, &b3).unwrap();
     gzip(&b2);
     append(&live, &next());
-    let run = start(tailer(dir, &live), sink.clone());
+    let run = start(tailer(dir, &live), &sink);
     wait_for(&sink, 700);
 
     // logrotate copytruncate: copy, truncate in place, go on writing.
@@ -179,21 +240,14 @@ fn every_line_once_through_rotation_truncation_and_restarts() {
     let t = stop(run);
     let _ = t;
     append(&live, &next());
-    let run = start(tailer(dir, &live), sink.clone());
+    let run = start(tailer(dir, &live), &sink);
     append(&live, &next());
     wait_for(&sink, 1200);
     std::thread::sleep(Duration::from_millis(50));
     let t = stop(run);
     assert_eq!(t.stats.malformed.load(Ordering::Relaxed), 0);
 
-    let store = std::sync::Arc::try_unwrap(sink)
-        .ok()
-        .unwrap()
-        .0
-        .into_inner()
-        .unwrap();
-    assert_eq!(store.size(), 1200, "every line exactly once");
-    store.close().unwrap();
+    assert_eq!(sink.close(), 1200, "every line exactly once");
     let r = kaudit_store::verify::verify(&dir.join("data"), None).unwrap();
     assert_eq!((r.failure, r.events), (None, 1200));
 }
@@ -208,20 +262,20 @@ fn two_rotations_while_busy_skip_nothing() {
     fs::create_dir_all(&logs).unwrap();
     let live = logs.join("audit.log");
     let all = lines(400);
-    let sink = sink(dir);
+    let sink = storing(dir);
     append(&live, &all[..100].concat());
-    let run = start(tailer(dir, &live), sink.clone());
+    let run = start(tailer(dir, &live), &sink);
     wait_for(&sink, 100);
-    *sink.1.lock().unwrap() = Duration::from_millis(400);
+    *sink.delay.lock().unwrap() = Duration::from_millis(400);
     append(&live, &all[100..200].concat());
     std::thread::sleep(Duration::from_millis(100)); // it is now inside the slow append
     fs::rename(&live, logs.join("audit-2026-03-01T00-05-00.000.log")).unwrap();
     append(&live, &all[200..300].concat());
     fs::rename(&live, logs.join("audit-2026-03-01T00-06-00.000.log")).unwrap();
     append(&live, &all[300..].concat());
-    *sink.1.lock().unwrap() = Duration::ZERO;
+    *sink.delay.lock().unwrap() = Duration::ZERO;
     wait_for(&sink, 400);
     let t = stop(run);
     assert_eq!(t.stats.malformed.load(Ordering::Relaxed), 0);
-    assert_eq!(sink.0.lock().unwrap().size(), 400);
+    assert_eq!(sink.close(), 400);
 }
