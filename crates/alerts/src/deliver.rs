@@ -92,24 +92,8 @@ fn state_path(alerts: &Path, name: &str) -> PathBuf {
 }
 
 fn save_state(path: &Path, s: &State) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let dir = path.parent().expect("in sinks/");
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-        crate::log::sync_parents(dir).map_err(err)?;
-    }
-    let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec(s).map_err(|e| e.to_string())?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(err)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)
+    kaudit_model::durable::replace(path, &body).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Where a sink is, as its cursor file says.
@@ -223,10 +207,7 @@ impl Delivery {
         let mut all_stats = Vec::new();
         for (cfg, sink, throttle, next, path, stats) in prepared {
             all_stats.push(stats.clone());
-            let retry = (
-                kaudit_model::units::duration(&cfg.retry_min)?,
-                kaudit_model::units::duration(&cfg.retry_max)?,
-            );
+            let retry = (cfg.retry_min, cfg.retry_max);
             let w = Worker {
                 cfg,
                 retry,

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use foldhash::fast::FixedState;
 use kaudit_detect::Alert;
+use kaudit_model::durable;
 use serde::{Deserialize, Serialize};
 
 /// A log file is closed at about this size and the next one begun.
@@ -118,8 +119,7 @@ impl AlertLog {
     pub fn open(alerts: &Path) -> Result<AlertLog, String> {
         let dir = log_dir(alerts);
         let err = |p: &Path, e: io::Error| format!("{}: {e}", p.display());
-        fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-        sync_parents(&dir).map_err(|e| err(&dir, e))?;
+        durable::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
         let files = list(&dir).map_err(|e| err(&dir, e))?;
         let hasher = FixedState::with_seed(0x616c_6572);
         let mut recovered = Recovered::default();
@@ -291,19 +291,8 @@ fn create(dir: &Path, first: u64) -> Result<File, String> {
         .read(true)
         .open(&p)
         .map_err(|e| format!("{}: {e}", p.display()))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    durable::sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(f)
-}
-
-/// Makes a directory's entry (and its parent's) durable.
-pub fn sync_parents(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()?;
-    if let Some(p) = dir.parent() {
-        File::open(p)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Reads whole lines of `path` from byte `offset`, calling `f` until it returns false;

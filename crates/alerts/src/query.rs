@@ -85,13 +85,3 @@ pub fn run(alerts: &Path, q: &AlertQuery) -> Result<Found, String> {
         end,
     })
 }
-
-/// `1h`, `7d` (that long before `now`) or an RFC 3339 time, in microseconds.
-pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
-    if let Ok(d) = kaudit_model::units::duration(s) {
-        return Ok(now - d.as_micros() as i64);
-    }
-    kaudit_model::MicroTime::parse(s)
-        .map(|t| t.micros())
-        .ok_or_else(|| format!("{s:?}: expected a duration (1h, 7d) or an RFC 3339 time"))
-}

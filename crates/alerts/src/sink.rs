@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kaudit_detect::Severity;
+use kaudit_model::units::{format_duration, serde_units};
 use serde::{Deserialize, Serialize};
 
 use crate::log::StoredAlert;
@@ -36,8 +37,8 @@ pub struct SinkConfig {
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// webhook, slack, syslog over TCP: give up on one attempt after this long.
-    #[serde(default = "default_timeout")]
-    pub timeout: String,
+    #[serde(default = "default_timeout", with = "serde_units::duration")]
+    pub timeout: Duration,
     /// syslog: `udp://host:514` or `tcp://host:601`.
     #[serde(default)]
     pub address: Option<String>,
@@ -60,22 +61,22 @@ pub struct SinkConfig {
     #[serde(default)]
     pub throttle: Option<ThrottleConfig>,
     /// The first wait after a failed delivery; it doubles on each failure up to `retry_max`.
-    #[serde(default = "default_retry_min")]
-    pub retry_min: String,
-    #[serde(default = "default_retry_max")]
-    pub retry_max: String,
+    #[serde(default = "default_retry_min", with = "serde_units::duration")]
+    pub retry_min: Duration,
+    #[serde(default = "default_retry_max", with = "serde_units::duration")]
+    pub retry_max: Duration,
 }
 
-fn default_retry_min() -> String {
-    "1s".into()
+fn default_retry_min() -> Duration {
+    Duration::from_secs(1)
 }
 
-fn default_retry_max() -> String {
-    "5m".into()
+fn default_retry_max() -> Duration {
+    Duration::from_secs(300)
 }
 
-fn default_timeout() -> String {
-    "10s".into()
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_facility() -> String {
@@ -148,20 +149,14 @@ impl SinkConfig {
         if self.kind != SinkKind::Webhook {
             unused(!self.headers.is_empty(), "headers")?;
         }
-        if kaudit_model::units::duration(&self.timeout)
-            .map_err(|e| format!("timeout: {e}"))?
-            .is_zero()
-        {
+        if self.timeout.is_zero() {
             return Err("timeout: must be above zero".into());
         }
-        let min = kaudit_model::units::duration(&self.retry_min)
-            .map_err(|e| format!("retry_min: {e}"))?;
-        let max = kaudit_model::units::duration(&self.retry_max)
-            .map_err(|e| format!("retry_max: {e}"))?;
-        if min.is_zero() || min > max {
+        if self.retry_min.is_zero() || self.retry_min > self.retry_max {
             return Err(format!(
                 "retry_min: {} must be above zero and at most retry_max ({})",
-                self.retry_min, self.retry_max
+                format_duration(self.retry_min),
+                format_duration(self.retry_max)
             ));
         }
         if let Some(t) = &self.throttle {
@@ -291,7 +286,7 @@ pub trait Sink: Send {
 /// Builds the sink a configuration describes.
 pub fn build(cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
     cfg.check()?;
-    let timeout = kaudit_model::units::duration(&cfg.timeout)?;
+    let timeout = cfg.timeout;
     Ok(match cfg.kind {
         SinkKind::Webhook | SinkKind::Slack => Box::new(Http::new(cfg, timeout)?),
         SinkKind::Syslog => Box::new(Syslog::new(cfg, timeout)?),

@@ -7,6 +7,7 @@
 //! catches up makes the same decisions it would have made live.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use kaudit_detect::Severity;
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,8 @@ use crate::log::StoredAlert;
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleConfig {
     /// Length of a window (`10m`); `0s` turns throttling off.
-    pub window: String,
+    #[serde(with = "kaudit_model::units::serde_units::duration")]
+    pub window: Duration,
     /// Alerts delivered per group and window.
     pub max: u32,
     /// What makes a group: any of `rule`, `cluster`, `user`, `namespace`, `source_ip`,
@@ -29,7 +31,7 @@ pub struct ThrottleConfig {
 impl Default for ThrottleConfig {
     fn default() -> Self {
         ThrottleConfig {
-            window: "10m".into(),
+            window: Duration::from_secs(600),
             max: 3,
             by: vec!["rule".into(), "cluster".into(), "user".into()],
         }
@@ -49,7 +51,6 @@ const BY: &[&str] = &[
 
 impl ThrottleConfig {
     pub fn check(&self) -> Result<(), String> {
-        kaudit_model::units::duration(&self.window).map_err(|e| format!("window: {e}"))?;
         if self.max == 0 {
             return Err("max: at least 1 (set window: 0s to turn throttling off)".into());
         }
@@ -106,9 +107,8 @@ pub struct Throttle {
 impl Throttle {
     pub fn new(cfg: &ThrottleConfig) -> Result<Throttle, String> {
         cfg.check()?;
-        let w = kaudit_model::units::duration(&cfg.window).map_err(|e| format!("window: {e}"))?;
         Ok(Throttle {
-            window: w.as_micros() as i64,
+            window: i64::try_from(cfg.window.as_micros()).unwrap_or(i64::MAX),
             max: cfg.max,
             by: cfg.by.clone(),
             groups: BTreeMap::new(),
@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn off_and_bad_config() {
         let mut t = Throttle::new(&ThrottleConfig {
-            window: "0s".into(),
+            window: Duration::ZERO,
             ..ThrottleConfig::default()
         })
         .unwrap();

@@ -39,7 +39,7 @@ fn quiet() -> kaudit_alerts::deliver::Log {
 
 fn no_throttle() -> ThrottleConfig {
     ThrottleConfig {
-        window: "0s".into(),
+        window: Duration::ZERO,
         ..ThrottleConfig::default()
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use kaudit_model::Level;
+use kaudit_model::units::duration_micros;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -343,24 +344,6 @@ pub fn builtin_sources() -> Vec<Source> {
         .collect()
 }
 
-/// Parses `5m`, `30s`, `1h`, `7d` into microseconds.
-pub(crate) fn duration(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (e.g. 30s, 5m, 1h, 7d)"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("bad duration {s:?} (e.g. 30s, 5m, 1h, 7d)")),
-    };
-    Ok(n * mult * 1_000_000)
-}
-
 struct Loader {
     lists: Lists,
     macro_defs: BTreeMap<String, (String, Value)>,
@@ -678,7 +661,7 @@ impl Loader {
             }
             Some(Window::Threshold {
                 count: t.count,
-                window: duration(&t.window).map_err(|e| format!("threshold.window: {e}"))?,
+                window: duration_micros(&t.window).map_err(|e| format!("threshold.window: {e}"))?,
                 by: fields(&t.by).map_err(|e| format!("threshold.by: {e}"))?,
             })
         } else if let Some(t) = &d.distinct {
@@ -688,14 +671,14 @@ impl Loader {
             Some(Window::Distinct {
                 field: map_field(&t.field).map_err(|e| format!("distinct.field: {e}"))?,
                 count: t.count,
-                window: duration(&t.window).map_err(|e| format!("distinct.window: {e}"))?,
+                window: duration_micros(&t.window).map_err(|e| format!("distinct.window: {e}"))?,
                 by: fields(&t.by).map_err(|e| format!("distinct.by: {e}"))?,
             })
         } else if let Some(t) = &d.first_seen {
             Some(Window::FirstSeen {
                 field: map_field(&t.field).map_err(|e| format!("first_seen.field: {e}"))?,
                 by: fields(&t.by).map_err(|e| format!("first_seen.by: {e}"))?,
-                learn: duration(&t.learn).map_err(|e| format!("first_seen.learn: {e}"))?,
+                learn: duration_micros(&t.learn).map_err(|e| format!("first_seen.learn: {e}"))?,
             })
         } else {
             None

@@ -270,7 +270,7 @@ fn gen_simulate_and_diff() {
     assert_eq!(text(&el.stdout).lines().count(), 3);
     let bad = kaudit(&["gen", "--span", "10x"], None);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("the unit must be s, m, h or d"));
+    assert!(text(&bad.stderr).contains("the unit must be ms, s, m, h, d or w"));
 }
 
 #[test]

@@ -172,29 +172,6 @@ fn words(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Parses a duration (`90s`, `30m`, `24h`, `7d`) into microseconds.
-pub fn duration(s: &str) -> Option<i64> {
-    let i = s.find(|c: char| !c.is_ascii_digit())?;
-    let n: i64 = s[..i].parse().ok()?;
-    let m = match &s[i..] {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return None,
-    };
-    Some(n * m * 1_000_000)
-}
-
-/// A time: a duration back from `now`, or RFC 3339.
-pub fn time(s: &str, now: i64) -> Option<i64> {
-    if let Some(d) = duration(s) {
-        return Some(now - d);
-    }
-    kaudit_model::MicroTime::parse(s).map(|t| t.micros())
-}
-
 fn glob(s: &str) -> Result<Regex, String> {
     let mut re = String::from("^");
     for c in s.chars() {
@@ -234,7 +211,7 @@ pub fn parse(s: &str, now: i64) -> Result<Filter, String> {
                     "{w:?}: {name} takes = (since=24h, until=2026-01-02T00:00:00Z)"
                 ));
             }
-            let t = time(value, now).ok_or_else(|| {
+            let t = kaudit_model::units::time(value, now).map_err(|_| {
                 format!("{w:?}: not a duration (90s, 30m, 24h, 7d) or RFC 3339 time")
             })?;
             if name == "since" {

@@ -2,9 +2,11 @@
 //! empty file, or none, is a working configuration). Documented in `docs/serve.md`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kaudit_alerts::{SinkConfig, ThrottleConfig};
 use kaudit_detect::Severity;
+use kaudit_model::units::serde_units;
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -81,9 +83,11 @@ pub struct Webhook {
     /// The path kube-apiserver POSTs to (its `?timeout=30s` query is ignored).
     pub path: String,
     /// Largest body accepted (413 above). kube-apiserver's batches stay under 10 MiB.
-    pub max_body: String,
+    #[serde(with = "serde_units::size")]
+    pub max_body: u64,
     /// Bodies waiting for the disk, in bytes, before new ones get 429 with Retry-After.
-    pub max_queued: String,
+    #[serde(with = "serde_units::size")]
+    pub max_queued: u64,
     /// Retry-After (seconds) sent with 429 and 503.
     pub retry_after_secs: u64,
 }
@@ -92,8 +96,8 @@ impl Default for Webhook {
     fn default() -> Self {
         Webhook {
             path: "/audit".into(),
-            max_body: "16M".into(),
-            max_queued: "256M".into(),
+            max_body: 16 << 20,
+            max_queued: 256 << 20,
             retry_after_secs: 2,
         }
     }
@@ -129,27 +133,30 @@ pub struct Tail {
     #[serde(default = "default_cluster")]
     pub cluster: String,
     /// How often to look for new lines when there are none, e.g. `200ms`.
-    #[serde(default = "default_poll")]
-    pub poll: String,
+    #[serde(default = "default_poll", with = "serde_units::duration")]
+    pub poll: Duration,
 }
 
 fn default_cluster() -> String {
     "default".into()
 }
 
-fn default_poll() -> String {
-    "200ms".into()
+fn default_poll() -> Duration {
+    Duration::from_millis(200)
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Retention {
     /// Remove sealed segments whose newest event is older than this (`90d`); none: keep.
-    pub max_age: Option<String>,
+    #[serde(with = "serde_units::opt_duration")]
+    pub max_age: Option<Duration>,
     /// Remove the oldest sealed segments while all of them exceed this (`50G`); none: keep.
-    pub max_size: Option<String>,
+    #[serde(with = "serde_units::opt_size")]
+    pub max_size: Option<u64>,
     /// How often retention runs.
-    pub every: String,
+    #[serde(with = "serde_units::duration")]
+    pub every: Duration,
 }
 
 impl Default for Retention {
@@ -157,7 +164,7 @@ impl Default for Retention {
         Retention {
             max_age: None,
             max_size: None,
-            every: "1h".into(),
+            every: Duration::from_secs(3600),
         }
     }
 }
@@ -169,20 +176,22 @@ pub struct StoreTuning {
     pub seal_rows: u64,
     /// Seal a non-empty WAL file at least this often, so events become columnar (and
     /// retention can reach them) on quiet clusters too.
-    pub seal_every: String,
+    #[serde(with = "serde_units::duration")]
+    pub seal_every: Duration,
     /// Rows of recently sealed segments whose dedup keys stay in memory.
     pub dedup_hot_rows: u64,
     /// Sign a checkpoint at most this often.
-    pub checkpoint_every: String,
+    #[serde(with = "serde_units::duration")]
+    pub checkpoint_every: Duration,
 }
 
 impl Default for StoreTuning {
     fn default() -> Self {
         StoreTuning {
             seal_rows: 500_000,
-            seal_every: "1h".into(),
+            seal_every: Duration::from_secs(3600),
             dedup_hot_rows: 500_000,
-            checkpoint_every: "1s".into(),
+            checkpoint_every: Duration::from_secs(1),
         }
     }
 }
@@ -204,7 +213,8 @@ pub struct Detect {
     /// stored (otherwise it starts with the events stored from then on).
     pub from_start: bool,
     /// Save the detector's position and rule state at least this often.
-    pub save_every: String,
+    #[serde(with = "serde_units::duration")]
+    pub save_every: Duration,
     /// Default throttling of notifications (per sink: `sinks[].throttle`).
     pub throttle: ThrottleConfig,
     /// Where alerts are delivered.
@@ -220,7 +230,7 @@ impl Default for Detect {
             enable: Vec::new(),
             min_severity: Severity::Info,
             from_start: false,
-            save_every: "10s".into(),
+            save_every: Duration::from_secs(10),
             throttle: ThrottleConfig::default(),
             sinks: Vec::new(),
         }
@@ -231,7 +241,32 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-pub use kaudit_model::units::{duration, size};
+/// A YAML error with its line (and column) where the parser knows it; an unknown key (which
+/// comes without a position) is looked up in the text.
+fn yaml_error(text: &str, e: &serde_saphyr::Error) -> String {
+    if let Some(l) = e.location() {
+        return format!(
+            "line {}:{}: {}",
+            l.line(),
+            l.column(),
+            first_line(&e.to_string())
+        );
+    }
+    let m = e.to_string();
+    let key = m
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next());
+    match key.and_then(|k| {
+        text.lines().position(|l| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .starts_with(&format!("{k}:"))
+        })
+    }) {
+        Some(i) => format!("line {}: {}", i + 1, first_line(&m)),
+        None => first_line(&m).to_string(),
+    }
+}
 
 impl Config {
     /// Reads `path`; errors name the file, line and field.
@@ -244,60 +279,35 @@ impl Config {
         let c: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| match e.location() {
-                Some(l) => format!(
-                    "line {}:{}: {}",
-                    l.line(),
-                    l.column(),
-                    first_line(&e.to_string())
-                ),
-                None => {
-                    let m = e.to_string();
-                    // Unknown keys come without a position: find the key.
-                    let key = m
-                        .strip_prefix("unknown field `")
-                        .and_then(|r| r.split('`').next());
-                    match key.and_then(|k| {
-                        text.lines().position(|l| {
-                            l.trim_start()
-                                .trim_start_matches("- ")
-                                .starts_with(&format!("{k}:"))
-                        })
-                    }) {
-                        Some(i) => format!("line {}: {}", i + 1, first_line(&m)),
-                        None => m,
-                    }
+            // Through serde_path_to_error: a value that does not parse (a duration, a size)
+            // is named by its field path (`retention.max_age`), syntax errors by line.
+            let mut path = String::new();
+            let r = serde_saphyr::with_deserializer_from_str(text, |de| {
+                serde_path_to_error::deserialize::<_, Config>(de).map_err(|e| {
+                    path = e.path().to_string();
+                    e.into_inner()
+                })
+            });
+            match r {
+                Ok(c) => c,
+                Err(e) if e.location().is_none() && !path.is_empty() && path != "." => {
+                    return Err(format!("{path}: {}", yaml_error(text, &e)));
                 }
-            })?
+                Err(e) => return Err(yaml_error(text, &e)),
+            }
         };
         c.check()?;
         Ok(c)
     }
 
-    /// What serde cannot check: values that must parse, names that must be unique.
+    /// What serde cannot check (durations and sizes are parsed as the file is read).
     pub fn check(&self) -> Result<(), String> {
-        size(&self.webhook.max_body).map_err(|e| format!("webhook.max_body: {e}"))?;
-        size(&self.webhook.max_queued).map_err(|e| format!("webhook.max_queued: {e}"))?;
         if !self.webhook.path.starts_with('/') {
             return Err(format!(
                 "webhook.path: {:?} must start with /",
                 self.webhook.path
             ));
         }
-        for (i, t) in self.tail.iter().enumerate() {
-            duration(&t.poll).map_err(|e| format!("tail[{i}].poll: {e}"))?;
-        }
-        if let Some(a) = &self.retention.max_age {
-            duration(a).map_err(|e| format!("retention.max_age: {e}"))?;
-        }
-        if let Some(m) = &self.retention.max_size {
-            size(m).map_err(|e| format!("retention.max_size: {e}"))?;
-        }
-        duration(&self.retention.every).map_err(|e| format!("retention.every: {e}"))?;
-        duration(&self.store.seal_every).map_err(|e| format!("store.seal_every: {e}"))?;
-        duration(&self.store.checkpoint_every)
-            .map_err(|e| format!("store.checkpoint_every: {e}"))?;
-        duration(&self.detect.save_every).map_err(|e| format!("detect.save_every: {e}"))?;
         self.detect
             .throttle
             .check()
@@ -341,14 +351,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn empty_is_the_defaults() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.listen, "0.0.0.0:8443");
         assert!(c.tls.enabled);
-        assert_eq!(size(&c.webhook.max_body).unwrap(), 16 << 20);
+        assert_eq!(c.webhook.max_body, 16 << 20);
+        assert_eq!(c.tail.len(), 0);
     }
 
     #[test]
@@ -358,9 +368,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.clusters.len(), 2);
-        assert_eq!(c.tail[0].poll, "200ms");
-        assert_eq!(size("50G").unwrap(), 50 << 30);
-        assert_eq!(duration("90d").unwrap(), Duration::from_secs(90 * 86400));
+        assert_eq!(c.tail[0].poll, Duration::from_millis(200));
+        assert_eq!(c.retention.max_size, Some(50 << 30));
+        assert_eq!(c.retention.max_age, Some(Duration::from_secs(90 * 86400)));
     }
 
     #[test]
@@ -368,7 +378,21 @@ mod tests {
         let e = Config::parse("listen: 1\nwebhok: {}\n").unwrap_err();
         assert!(e.contains("webhok") && e.contains('2'), "{e}");
         let e = Config::parse("retention:\n  max_age: forever\n").unwrap_err();
-        assert!(e.contains("retention.max_age"), "{e}");
+        assert!(
+            e.starts_with("retention.max_age: ") && e.contains("forever"),
+            "{e}"
+        );
+        let e = Config::parse("webhook:\n  max_body: 16Q\n").unwrap_err();
+        assert!(
+            e.starts_with("webhook.max_body: ") && e.contains("16Q"),
+            "{e}"
+        );
+        let e =
+            Config::parse("detect:\n  sinks:\n    - {name: a, type: file, path: x, timeout: 1y}\n")
+                .unwrap_err();
+        assert!(e.starts_with("detect.sinks[0].timeout: "), "{e}");
+        let c = Config::parse("webhook:\n  max_body: 1048576\n").unwrap();
+        assert_eq!(c.webhook.max_body, 1 << 20);
         let e = Config::parse("clusters:\n  - name: x\n").unwrap_err();
         assert!(e.contains("clusters[0]"), "{e}");
     }

@@ -39,17 +39,8 @@ fn saved_path(data: &Path) -> PathBuf {
 }
 
 fn save(path: &Path, s: &Saved) -> Result<(), String> {
-    use std::io::Write;
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec(s).map_err(|e| e.to_string())?;
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&body).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    std::fs::File::open(path.parent().expect("in alerts/"))
-        .and_then(|d| d.sync_all())
-        .map_err(err)
+    kaudit_model::durable::replace(path, &body).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Loads the configured rules.
@@ -111,7 +102,7 @@ impl Detector {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let save_every = kaudit_model::units::duration(&cfg.save_every)?;
+        let save_every = cfg.save_every;
         let l2 = log.clone();
         let delivery = Delivery::start(
             &alerts_dir,

@@ -5,76 +5,38 @@
 //! ```text
 //! TLS listener ─► http (auth → webhook protocol → Batch) ─┐
 //! tailer threads ──────────────────────────────────────────┼─► writer thread (group commit) ─► store
-//! http query API ─► kaudit_query (reads the data directory directly)
+//! http query API ─► kaudit_query (reads the store through a snapshot)
 //! ```
 
+pub mod auth;
 pub mod config;
 pub mod detector;
 pub mod http;
+mod listen;
 pub mod metrics;
+mod tailers;
 pub mod tls;
 pub mod writer;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use kaudit_ingest::tail::{self, Tailer};
+use hyper_util::server::graceful::GracefulShutdown;
 use kaudit_store::{Options, Store};
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 pub use config::Config;
 
-use crate::http::{AppState, Conn};
-use crate::metrics::{Metrics, PathLabel};
-use crate::writer::{Housekeeping, Writer, WriterSink};
-
-/// Open connections at most; more are closed on accept.
-const MAX_CONNECTIONS: usize = 1024;
+use crate::detector::Prepared;
+use crate::http::AppState;
+use crate::metrics::Metrics;
+use crate::tailers::Tailers;
+use crate::writer::{Housekeeping, Writer};
 
 /// Where messages go (stderr for the binary, captured in tests).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// Bearer token -> cluster, and client certificate CN -> cluster.
-pub type Credentials = (HashMap<String, String>, HashMap<String, String>);
-
-/// The credentials webhook senders present.
-pub fn credentials(cfg: &Config) -> Result<Credentials, String> {
-    let mut tokens = HashMap::new();
-    let mut cns = HashMap::new();
-    for c in &cfg.clusters {
-        if let Some(t) = &c.token {
-            tokens.insert(t.clone(), c.name.clone());
-        }
-        if let Some(f) = &c.token_file {
-            let t = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            let t = t.lines().next().unwrap_or("").trim().to_string();
-            if t.len() < 8 {
-                return Err(format!(
-                    "{}: the token must be at least 8 characters",
-                    f.display()
-                ));
-            }
-            tokens.insert(t, c.name.clone());
-        }
-        if let Some(cn) = &c.client_cn {
-            cns.insert(cn.clone(), c.name.clone());
-        }
-    }
-    if cfg.clusters.is_empty() {
-        // The generated credentials, for the cluster "default".
-        let g = tls::Generated::new(&cfg.data);
-        if let Ok(t) = std::fs::read_to_string(g.token()) {
-            tokens.insert(t.trim().to_string(), "default".into());
-        }
-        cns.insert(tls::CLIENT_CN.to_string(), "default".into());
-    }
-    Ok((tokens, cns))
-}
 
 /// A running server.
 pub struct Server {
@@ -102,30 +64,13 @@ impl Server {
 /// opened (and recovered) in the background, and `/readyz` says when it is ready.
 pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
     std::fs::create_dir_all(&cfg.data).map_err(|e| format!("{}: {e}", cfg.data.display()))?;
-    let tls = if cfg.tls.enabled {
-        let (cert, key, client_ca) = match (&cfg.tls.cert, &cfg.tls.key) {
-            (Some(c), Some(k)) => (c.clone(), k.clone(), cfg.tls.client_ca.clone()),
-            (None, None) => {
-                let g = tls::ensure_generated(&cfg.data, &cfg.tls.hosts)?;
-                let ca = cfg.tls.client_ca.clone().unwrap_or(g.ca());
-                (g.server(), g.server_key(), Some(ca))
-            }
-            _ => return Err("tls: give both cert and key, or neither".into()),
-        };
-        Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
-            &cert,
-            &key,
-            client_ca.as_deref(),
-        )?))
-    } else {
-        None
-    };
+    let tls = listen::acceptor(&cfg)?;
     if cfg.clusters.is_empty() {
         // The generated token (and client certificate) are the credentials then, whatever
         // serves TLS.
         tls::ensure_generated(&cfg.data, &cfg.tls.hosts)?;
     }
-    let (tokens, cns) = credentials(&cfg)?;
+    let (tokens, cns) = auth::credentials(&cfg)?;
     // Detection (rules, the alert log, the saved position, the sinks) is checked before
     // anything listens: the server does not run without the detections asked for.
     let prepared = if cfg.detect.enabled {
@@ -158,210 +103,22 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
         tokens,
         cns,
         api_tokens: cfg.api.tokens.clone(),
-        max_body: config::size(&cfg.webhook.max_body)?,
-        max_queued: config::size(&cfg.webhook.max_queued)?,
+        max_body: cfg.webhook.max_body,
+        max_queued: cfg.webhook.max_queued,
         retry_after: cfg.webhook.retry_after_secs,
     });
     let router = http::router(state.clone(), &cfg.webhook.path);
-    let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
-
-    // Accepting connections.
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let accept_state = state.clone();
-    let mut accept_stop = shutdown_rx.clone();
-    let conns = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let accept = tokio::spawn(async move {
-        loop {
-            let (sock, peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-                },
-                _ = accept_stop.changed() => break,
-            };
-            let Ok(permit) = conns.clone().try_acquire_owned() else {
-                // Too many connections: this one is closed at once.
-                drop(sock);
-                continue;
-            };
-            let _ = sock.set_nodelay(true);
-            let router = router.clone();
-            let tls = tls.clone();
-            let watcher = graceful.watcher();
-            let _ = &accept_state;
-            tokio::spawn(async move {
-                let _permit = permit;
-                match tls {
-                    Some(acc) => {
-                        let Ok(Ok(stream)) =
-                            tokio::time::timeout(Duration::from_secs(10), acc.accept(sock)).await
-                        else {
-                            return; // failed handshake: a wrong or missing client CA, not TLS...
-                        };
-                        let client_cn = stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .and_then(|c| c.first())
-                            .and_then(|c| tls::common_name(c));
-                        serve_conn(
-                            TokioIo::new(stream),
-                            Conn { peer, client_cn },
-                            router,
-                            watcher,
-                        )
-                        .await;
-                    }
-                    None => {
-                        let conn = Conn {
-                            peer,
-                            client_cn: None,
-                        };
-                        serve_conn(TokioIo::new(sock), conn, router, watcher).await;
-                    }
-                }
-            });
-        }
-        graceful
-    });
-
-    // The store, opened in the background (recovery can take a while).
-    let store_opts = Options {
-        seal_rows: cfg.store.seal_rows,
-        checkpoint_every: config::duration(&cfg.store.checkpoint_every)?,
-        dedup_hot_rows: cfg.store.dedup_hot_rows,
-        ..Options::default()
-    };
-    let hk = Housekeeping {
-        seal_every: config::duration(&cfg.store.seal_every)?,
-        checkpoint_every: config::duration(&cfg.store.checkpoint_every)?,
-        retention_every: config::duration(&cfg.retention.every)?,
-        max_age: cfg
-            .retention
-            .max_age
-            .as_deref()
-            .map(config::duration)
-            .transpose()?,
-        max_bytes: cfg
-            .retention
-            .max_size
-            .as_deref()
-            .map(config::size)
-            .transpose()?,
-    };
-    let data = cfg.data.clone();
-    let st = state.clone();
-    let tails = cfg.tail.clone();
-    let done = tokio::spawn(async move {
-        let l = log.clone();
-        let opened = tokio::task::spawn_blocking(move || Store::open(&data, store_opts))
-            .await
-            .map_err(|e| e.to_string())?;
-        let store = match opened {
-            Ok(s) => s,
-            Err(e) => {
-                log(&format!("opening the store: {e}"));
-                if let Some(p) = prepared {
-                    let _ = tokio::task::spawn_blocking(move || p.abandon()).await;
-                }
-                let _ = accept.await;
-                return Err(e.to_string());
-            }
-        };
-        for m in store.recovery().messages() {
-            l(&m);
-        }
-        let size = store.size();
-        let (writer, writer_thread) = Writer::start(store, hk, metrics.clone(), l.clone());
-        let _ = st.writer.set(writer.clone());
-        let detector = match prepared {
-            Some(p) => match p.start(writer.committed.clone(), metrics.clone(), l.clone()) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    // Ingestion goes on; the events wait on disk for detection.
-                    l(&format!("detect: not started: {e}"));
-                    None
-                }
-            },
-            None => None,
-        };
-        // Tailers, each on its own thread.
-        let stop_tails = Arc::new(AtomicBool::new(false));
-        let mut tail_threads = Vec::new();
-        for t in tails {
-            let poll = config::duration(&t.poll)?;
-            let l2 = l.clone();
-            let mut tailer = Tailer::new(
-                tail::Config {
-                    path: t.path.clone(),
-                    poll,
-                },
-                &st.data.join("tail"),
-                Box::new(move |m| l2(m)),
-            );
-            let mut sink = WriterSink::new(writer.clone(), &t.cluster);
-            let stop = stop_tails.clone();
-            let m = metrics.clone();
-            let label = PathLabel {
-                path: t.path.display().to_string(),
-            };
-            let l3 = l.clone();
-            tail_threads.push(std::thread::spawn(move || {
-                let stats = tailer.stats.clone();
-                let mut reported = (0, 0);
-                let publish = |reported: &mut (u64, u64)| {
-                    let lines = stats.lines.load(Ordering::Relaxed);
-                    let bad = stats.malformed.load(Ordering::Relaxed);
-                    m.tail_lines
-                        .get_or_create(&label)
-                        .inc_by(lines - reported.0);
-                    m.tail_malformed
-                        .get_or_create(&label)
-                        .inc_by(bad - reported.1);
-                    m.tail_lag_bytes
-                        .get_or_create(&label)
-                        .set(stats.lag_bytes.load(Ordering::Relaxed));
-                    *reported = (lines, bad);
-                };
-                while !stop.load(Ordering::Relaxed) {
-                    // `run` returns on a sink error (the disk): wait, then go on from the
-                    // committed position.
-                    if let Err(e) = tailer.run(&mut sink, &stop) {
-                        l3(&format!("tail {}: {e} (retrying)", label.path));
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                    publish(&mut reported);
-                }
-            }));
-        }
-        metrics.ready.set(1);
-        st.ready.store(true, Ordering::Relaxed);
-        l(&format!("ready: {size} events stored"));
-        let _ = shutdown_rx.wait_for(|s| *s).await;
-        // Shutting down: refuse new work, drain.
-        st.ready.store(false, Ordering::Relaxed);
-        metrics.ready.set(0);
-        let graceful = accept.await.map_err(|e| e.to_string())?;
-        let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
-        stop_tails.store(true, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            for t in tail_threads {
-                let _ = t.join();
-            }
-            writer.stop();
-            let r = writer_thread
-                .join()
-                .map_err(|_| "the writer thread panicked".to_string());
-            // After the writer (however it ended): the detector evaluates everything stored
-            // before it stops.
-            if let Some(d) = detector {
-                d.stop();
-            }
-            r?
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    });
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let accept = listen::accept(listener, tls, router, shutdown_rx.clone());
+    let done = tokio::spawn(run_store(StoreTask {
+        cfg,
+        state: state.clone(),
+        metrics,
+        prepared,
+        accept,
+        shutdown: shutdown_rx,
+        log,
+    }));
     Ok(Server {
         addr,
         state,
@@ -370,32 +127,97 @@ pub async fn start(cfg: Config, log: Log) -> Result<Server, String> {
     })
 }
 
-/// Serves HTTP/1.1 or HTTP/2 on one connection, telling every request who is connected.
-async fn serve_conn<I>(
-    io: TokioIo<I>,
-    conn: Conn,
-    router: axum::Router,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(conn.clone());
-        router.clone().oneshot(req.map(axum::body::Body::new))
+/// What the background task that owns the store needs.
+struct StoreTask {
+    cfg: Config,
+    state: Arc<AppState>,
+    metrics: Arc<Metrics>,
+    prepared: Option<Prepared>,
+    accept: tokio::task::JoinHandle<GracefulShutdown>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    log: Log,
+}
+
+/// Opens the store (recovery can take a while), then runs the writer thread, live detection
+/// and the tailers until shutdown; then drains in-flight requests, stops the tailers, closes
+/// the store after the last queued batch, and lets detection catch up.
+async fn run_store(t: StoreTask) -> Result<(), String> {
+    let StoreTask {
+        cfg,
+        state,
+        metrics,
+        prepared,
+        accept,
+        mut shutdown,
+        log,
+    } = t;
+    let store_opts = Options {
+        seal_rows: cfg.store.seal_rows,
+        checkpoint_every: cfg.store.checkpoint_every,
+        dedup_hot_rows: cfg.store.dedup_hot_rows,
+        ..Options::default()
+    };
+    let hk = Housekeeping {
+        seal_every: cfg.store.seal_every,
+        checkpoint_every: cfg.store.checkpoint_every,
+        retention_every: cfg.retention.every,
+        max_age: cfg.retention.max_age,
+        max_bytes: cfg.retention.max_size,
+    };
+    let data = cfg.data.clone();
+    let opened = tokio::task::spawn_blocking(move || Store::open(&data, store_opts))
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            log(&format!("opening the store: {e}"));
+            if let Some(p) = prepared {
+                let _ = tokio::task::spawn_blocking(move || p.abandon()).await;
+            }
+            let _ = accept.await;
+            return Err(e.to_string());
+        }
+    };
+    for m in store.recovery().messages() {
+        log(&m);
+    }
+    let size = store.size();
+    let (writer, writer_thread) = Writer::start(store, hk, metrics.clone(), log.clone());
+    let _ = state.writer.set(writer.clone());
+    let detector = prepared.and_then(|p| {
+        p.start(writer.committed.clone(), metrics.clone(), log.clone())
+            .map_err(|e| {
+                // Ingestion goes on; the events wait on disk for detection.
+                log(&format!("detect: not started: {e}"))
+            })
+            .ok()
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // A client that never finishes its request headers is dropped.
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(60))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let c = builder.serve_connection(io, svc).into_owned();
-    let _ = watcher.watch(c).await;
+    let tailers = Tailers::start(&cfg.tail, &state.data, &writer, &metrics, &log);
+    metrics.ready.set(1);
+    state.ready.store(true, Ordering::Relaxed);
+    log(&format!("ready: {size} events stored"));
+    let _ = shutdown.wait_for(|s| *s).await;
+    // Shutting down: refuse new work, drain.
+    state.ready.store(false, Ordering::Relaxed);
+    metrics.ready.set(0);
+    let graceful = accept.await.map_err(|e| e.to_string())?;
+    let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+    tokio::task::spawn_blocking(move || {
+        tailers.stop();
+        writer.stop();
+        let r = writer_thread
+            .join()
+            .map_err(|_| "the writer thread panicked".to_string());
+        // After the writer (however it ended): the detector evaluates everything stored
+        // before it stops.
+        if let Some(d) = detector {
+            d.stop();
+        }
+        r?
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Runs until SIGINT or SIGTERM (the binary's `kaudit serve`).

@@ -152,7 +152,7 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
         tls::CLIENT_CN
     ))
     .unwrap();
-    cfg.store.checkpoint_every = "10ms".into();
+    cfg.store.checkpoint_every = std::time::Duration::from_millis(10);
     let log: kaudit_server::Log = Arc::new(|m: &str| eprintln!("server: {m}"));
     let server = kaudit_server::start(cfg, log).await.unwrap();
     let g = tls::Generated::new(&data);

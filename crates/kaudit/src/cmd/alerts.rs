@@ -85,7 +85,7 @@ pub fn alerts(a: AlertsArgs) -> Result<ExitCode> {
     let now = kaudit_model::now_micros();
     let time = |s: &Option<String>, name: &str| {
         s.as_deref()
-            .map(|v| query::parse_time(v, now).map_err(|e| anyhow!("--{name}: {e}")))
+            .map(|v| kaudit_model::units::time(v, now).map_err(|e| anyhow!("--{name}: {e}")))
             .transpose()
     };
     let q = AlertQuery {

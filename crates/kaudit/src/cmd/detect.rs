@@ -1,8 +1,6 @@
 //! `kaudit detect` (rules over files) and `kaudit rules` (list, test).
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +9,6 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use kaudit_detect::{Engine, RuleSet, Severity, testing};
-use kaudit_model::decode::ErrorKind;
 
 use crate::table::Table;
 
@@ -140,10 +137,7 @@ pub fn detect(a: DetectArgs) -> Result<ExitCode> {
     let enabled = set.rules.iter().filter(|r| r.enabled).count();
     let mut engine = Engine::new(set.clone());
     let mut alerts = Vec::new();
-    let mut skipped: BTreeMap<ErrorKind, u64> = BTreeMap::new();
     let mut bodies = 0u64;
-    let mut bytes = 0u64;
-    let files = kaudit_ingest::rotation::order(&a.files);
     let mut em = Emitter {
         out: std::io::stdout().lock(),
         format: a.output,
@@ -163,56 +157,34 @@ pub fn detect(a: DetectArgs) -> Result<ExitCode> {
         printed: 0,
         error: None,
     };
-    for f in &files {
-        let name = f.display().to_string();
-        let mut reported = 0;
-        let mut cb =
-            |item: Result<kaudit_model::decode::Record<'_>, kaudit_model::decode::DecodeError>| {
-                match item {
-                    Ok(rec) => {
-                        if rec.event.request_object.is_some() {
-                            bodies += 1;
-                        }
-                        engine.process(&rec.event, rec.raw, &mut alerts);
-                        for al in alerts.drain(..) {
-                            em.emit(al);
-                        }
-                        if em.error.is_some() {
-                            return ControlFlow::Break(());
-                        }
-                    }
-                    Err(e) => {
-                        *skipped.entry(e.kind).or_default() += 1;
-                        if reported < 20 {
-                            eprintln!("{}", e.render(&name));
-                        }
-                        reported += 1;
-                    }
-                }
-                ControlFlow::Continue(())
-            };
-        let disk = std::rc::Rc::new(std::cell::Cell::new(0));
-        let stats =
-            kaudit_ingest::input::read(f, a.format, disk, &mut cb).map_err(|e| anyhow!(e))?;
-        bytes += stats.bytes;
-        if em.error.is_some() {
-            break;
+    let stats = crate::input::for_each_event(&a.files, a.format, |_, rec| {
+        if rec.event.request_object.is_some() {
+            bodies += 1;
         }
-    }
+        engine.process(&rec.event, rec.raw, &mut alerts);
+        for al in alerts.drain(..) {
+            em.emit(al);
+        }
+        match em.error.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    })?;
     let printed = em.finish()?;
     let st = engine.stats;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "kaudit: {} events ({:.1} MB) through {enabled} rules in {secs:.2} s ({:.0} events/s): {printed} alerts{}",
         st.events,
-        bytes as f64 / 1e6,
+        stats.bytes as f64 / 1e6,
         st.events as f64 / secs.max(1e-9),
-        if skipped.is_empty() {
+        if stats.skipped.is_empty() {
             String::new()
         } else {
             format!(
                 "; skipped {}",
-                skipped
+                stats
+                    .skipped
                     .iter()
                     .map(|(k, n)| format!("{n} {}", k.as_str()))
                     .collect::<Vec<_>>()

@@ -19,7 +19,7 @@ pub struct GenArgs {
     #[arg(long, short = 'n', default_value_t = 100_000)]
     events: u64,
     /// How much time the traffic spans: 90s, 30m, 24h, 7d.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = kaudit_model::units::duration_micros)]
     span: i64,
     /// When it starts (RFC 3339).
     #[arg(long, default_value = "2026-01-01T00:00:00Z", value_parser = parse_time)]
@@ -55,25 +55,6 @@ enum GenFormat {
     Log,
     /// Webhook bodies: one EventList per line.
     Eventlist,
-}
-
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| {
-        format!("invalid duration {s:?}: expected a number and a unit, like 90s, 30m, 24h or 7d")
-    })?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "invalid duration {s:?}: the unit must be s, m, h or d"
-            ));
-        }
-    };
-    Ok(n * mult * 1_000_000)
 }
 
 fn parse_time(s: &str) -> Result<MicroTime, String> {

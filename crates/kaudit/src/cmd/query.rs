@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use kaudit_model::MicroTime;
-use kaudit_model::now_micros;
+use kaudit_model::{now_micros, units};
 use kaudit_query::ask::{self, Answer, QUESTIONS};
 use kaudit_query::exec::{Query, RowRef, Rows, Scanned, run};
 use kaudit_query::filter::{self, Filter};
@@ -71,14 +71,10 @@ pub struct QueryArgs {
 
 fn with_times(mut f: Filter, c: &Common, now: i64) -> Result<Filter> {
     if let Some(s) = &c.since {
-        f.since = Some(
-            filter::time(s, now).ok_or_else(|| anyhow!("--since {s:?}: not a duration or time"))?,
-        );
+        f.since = Some(units::time(s, now).map_err(|e| anyhow!("--since {e}"))?);
     }
     if let Some(s) = &c.until {
-        f.until = Some(
-            filter::time(s, now).ok_or_else(|| anyhow!("--until {s:?}: not a duration or time"))?,
-        );
+        f.until = Some(units::time(s, now).map_err(|e| anyhow!("--until {e}"))?);
     }
     Ok(f)
 }
@@ -299,9 +295,7 @@ pub fn ask(a: AskArgs) -> Result<ExitCode> {
     let extra = filter::parse(&a.filter, now).map_err(|e| anyhow!("--filter: {e}"))?;
     let extra = with_times(extra, &a.common, now)?;
     let bucket = match &a.bucket {
-        Some(b) => {
-            Some(filter::duration(b).ok_or_else(|| anyhow!("--bucket {b:?}: not a duration"))?)
-        }
+        Some(b) => Some(units::duration_micros(b).map_err(|e| anyhow!("--bucket {e}"))?),
         None => None,
     };
     let c = &a.common;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 use base64::Engine;
 use clap::{Args, ValueEnum};
-use kaudit_server::{Config, tls};
+use kaudit_server::{Config, auth, tls};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -61,7 +61,7 @@ fn apply(a: &ServeArgs) -> Result<Config> {
         c.tail.push(kaudit_server::config::Tail {
             path: PathBuf::from(path),
             cluster,
-            poll: "200ms".into(),
+            poll: std::time::Duration::from_millis(200),
         });
     }
     c.detect.rules.extend(a.rules.iter().cloned());
@@ -150,7 +150,9 @@ pub fn setup(a: SetupArgs) -> Result<ExitCode> {
         )
     } else {
         let token = if c.clusters.is_empty() {
-            read(g.token())?.trim().to_string()
+            auth::generated_token(&c.data)
+                .map_err(|e| anyhow!(e))?
+                .ok_or_else(|| anyhow!("{}: no token generated", g.token().display()))?
         } else {
             let cl = c
                 .clusters
@@ -162,10 +164,9 @@ pub fn setup(a: SetupArgs) -> Result<ExitCode> {
                         a.cluster
                     )
                 })?;
-            match (&cl.token, &cl.token_file) {
-                (Some(t), _) => t.clone(),
-                (None, Some(f)) => read(f.clone())?.trim().to_string(),
-                _ => {
+            match auth::token_of(cl).map_err(|e| anyhow!(e))? {
+                Some(t) => t,
+                None => {
                     "<the client certificate for CN ".to_string()
                         + cl.client_cn.as_deref().unwrap_or("")
                         + ">"

@@ -258,24 +258,12 @@ pub struct RetainArgs {
     #[command(flatten)]
     data: DataArg,
     /// Remove sealed segments whose newest event is older than this (30d, 12h).
-    #[arg(long, value_parser = crate::cmd::generate::parse_duration)]
-    max_age: Option<i64>,
+    #[arg(long, value_parser = kaudit_model::units::duration)]
+    max_age: Option<Duration>,
     /// Remove the oldest sealed segments while all segments together exceed this many bytes
-    /// (suffixes K, M, G).
-    #[arg(long, value_parser = parse_size)]
+    /// (suffixes K, M, G, T).
+    #[arg(long, value_parser = kaudit_model::units::size)]
     max_size: Option<u64>,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let (n, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    n.parse::<u64>()
-        .map(|v| v * mult)
-        .map_err(|_| format!("invalid size {s:?}: a number with an optional K, M or G"))
 }
 
 pub fn retain(a: RetainArgs) -> Result<ExitCode> {
@@ -287,11 +275,7 @@ pub fn retain(a: RetainArgs) -> Result<ExitCode> {
         eprintln!("kaudit: {m}");
     }
     let removed = store
-        .retain(
-            a.max_age.map(|m| Duration::from_micros(m as u64)),
-            a.max_size,
-            kaudit_model::now_micros(),
-        )
+        .retain(a.max_age, a.max_size, kaudit_model::now_micros())
         .map_err(|e| anyhow!(e))?;
     store.close().map_err(|e| anyhow!(e))?;
     if removed.is_empty() {
