@@ -1,5 +1,5 @@
 //! What each sink sends for an alert and for a throttling summary, compared with the files
-//! beside the input (`tests/data/render/`). `KAUDIT_BLESS=1` rewrites them.
+//! beside the input (`test_data/render/`). `KAUDIT_BLESS=1` rewrites them.
 
 use std::path::Path;
 
@@ -9,13 +9,9 @@ use kaudit_detect::Severity;
 
 fn check(name: &str, got: &str) {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/render")
+        .join("test_data/render")
         .join(name);
-    if std::env::var_os("KAUDIT_BLESS").is_some() {
-        std::fs::write(&p, got).unwrap();
-    }
-    let want = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    assert_eq!(got, want, "{name} differs (KAUDIT_BLESS=1 to accept)");
+    kaudit_testkit::expect(&p, got);
 }
 
 fn pretty(json: &str) -> String {
@@ -24,7 +20,7 @@ fn pretty(json: &str) -> String {
 }
 
 fn items() -> (Item, Item) {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/render/alert.json");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/render/alert.json");
     let a: StoredAlert = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
     let s = Summary {
         rule: a.alert.rule.clone(),

@@ -9,6 +9,7 @@
 //! - The built-in pack (`rules/*.yaml` in this crate), embedded in the binary.
 
 pub mod condition;
+mod defs;
 pub mod engine;
 pub mod fields;
 pub mod matcher;

@@ -15,8 +15,8 @@
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::defs::{DistinctDef, RuleDef, Severity, ThresholdDef};
 use crate::fields::Field;
-use crate::rule::{DistinctDef, RuleDef, Severity, ThresholdDef};
 
 /// Whether a YAML document is a Sigma rule.
 pub fn is_sigma(doc: &Value) -> bool {

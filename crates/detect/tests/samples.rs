@@ -2,7 +2,7 @@
 //! `../shared/samples`; provenance in test_data/README.md): Falco's regression trace files with the alerts Falco's own tests expect, and
 //! Panther's labelled true/false cases. Prints precision and recall per rule, and checks the
 //! disagreements are exactly the ones recorded (with reasons) in
-//! `tests/data/sample-disagreements.txt`.
+//! `test_data/sample-disagreements.txt`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
@@ -472,7 +472,7 @@ fn builtin_pack_against_the_samples() {
 
     // Every disagreement must be a known, explained one.
     let known_text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample-disagreements.txt"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/sample-disagreements.txt"),
     )
     .unwrap();
     let known: BTreeSet<String> = known_text

@@ -94,22 +94,11 @@ fn main() {
         .lines()
         .collect::<Vec<_>>()
         .chunks(400)
-        .map(|c| {
-            format!(
-                "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}\n",
-                c.join(",")
-            )
-            .into_bytes()
-        })
+        .map(kaudit_testkit::event_list)
         .collect();
     drop(text);
     let _ = std::fs::remove_file(&log);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", kaudit_testkit::free_port());
     let cfg = dir.join("kaudit.yaml");
     std::fs::write(
         &cfg,

@@ -3,13 +3,13 @@
 //! passes at the end. Batches of 400 events arrive as kube-apiserver sends them: several in
 //! flight, failed ones retried, some redelivered out of order.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use kaudit_testkit::{Serve, event_list, free_port, request};
 
 const TOKEN: &str = "crash-test-token";
 
@@ -28,55 +28,17 @@ fn run(args: &[&str], path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A plain HTTP/1.1 POST; the status, or `None` when the connection failed.
-fn post(addr: &str, body: &[u8]) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let head = format!(
-        "POST /audit?timeout=30s HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).ok()?;
-    let line = String::from_utf8_lossy(&resp);
-    line.split_whitespace().nth(1)?.parse().ok()
+/// A POST of a webhook body; its status (0 when the connection failed).
+fn post(addr: &str, body: &[u8]) -> u16 {
+    request(addr, "/audit?timeout=30s", Some(TOKEN), body).status
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(cfg: &Path) -> Child {
-    kaudit()
-        .args(["serve", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_ready(addr: &str) {
-    let t = Instant::now();
-    loop {
-        if let Ok(mut s) = TcpStream::connect(addr) {
-            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut r = String::new();
-            let _ = s.read_to_string(&mut r);
-            if r.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "not ready in 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn start(cfg: &Path) -> Serve {
+    Serve::start(
+        Path::new(env!("CARGO_BIN_EXE_kaudit")),
+        cfg,
+        Some(Stdio::null()),
+    )
 }
 
 #[test]
@@ -88,18 +50,8 @@ fn acknowledged_batches_survive_kill_9() {
     run(&["gen", "-n", "40000", "--seed", "9", "--out"], &log);
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let batches: Vec<Vec<u8>> = lines
-        .chunks(400)
-        .map(|c| {
-            format!(
-                "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}\n",
-                c.join(",")
-            )
-            .into_bytes()
-        })
-        .collect();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
+    let batches: Vec<Vec<u8>> = lines.chunks(400).map(event_list).collect();
+    let addr = format!("127.0.0.1:{}", free_port());
     let data = dir.join("data");
     let cfg = dir.join("kaudit.yaml");
     std::fs::write(
@@ -140,7 +92,7 @@ fn acknowledged_batches_survive_kill_9() {
                     .pop()
                     .unwrap_or((n as usize * 31 + w as usize * 17) % batches.len());
                 match post(&addr, &batches[i]) {
-                    Some(200) => {
+                    200 => {
                         acked.lock().unwrap().push(i);
                         if n % 7 == w as u64 {
                             // Redelivered later, as after a lost answer.
@@ -163,17 +115,17 @@ fn acknowledged_batches_survive_kill_9() {
         rng ^= rng << 17;
         rng
     };
+    let ready = Duration::from_secs(60);
     let mut server = start(&cfg);
     for round in 0..20 {
-        wait_ready(&addr);
+        server.wait_ready(&addr, ready);
         std::thread::sleep(Duration::from_millis(30 + next() % 400));
-        server.kill().unwrap(); // SIGKILL
-        server.wait().unwrap();
+        server.kill(); // SIGKILL
         let stored = acked.lock().unwrap().len();
         eprintln!("round {round}: {stored} batches acknowledged so far");
         server = start(&cfg);
     }
-    wait_ready(&addr);
+    server.wait_ready(&addr, ready);
     // Let the rest go through (until every batch was acknowledged once: one in flight when
     // the queue empties may still be refused and put back), then stop cleanly.
     let t = Instant::now();
@@ -190,7 +142,11 @@ fn acknowledged_batches_survive_kill_9() {
     for s in senders {
         s.join().unwrap();
     }
-    terminate(&mut server);
+    let stopped = server.stop(Duration::from_secs(60));
+    assert!(
+        stopped.clean(),
+        "the server did not stop cleanly on SIGTERM within 60 s: {stopped:?}"
+    );
 
     let acked: std::collections::BTreeSet<usize> = acked.lock().unwrap().iter().copied().collect();
     assert_eq!(
@@ -220,19 +176,4 @@ fn acknowledged_batches_survive_kill_9() {
     assert_eq!(keys.len(), lines.len(), "no event stored twice");
     run(&["verify", "--data"], &data);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Stops the server with SIGTERM (a clean shutdown) via the `kill` command.
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(60) {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the server did not stop on SIGTERM within 60 s");
 }

@@ -1,5 +1,5 @@
 //! The cloud export samples in `test_data/cloud/` decode to the outcomes pinned in the
-//! `.expected` file beside each (`UPDATE_EXPECT=1` rewrites them), every event handed on is a
+//! `.expected` file beside each (`KAUDIT_BLESS=1` rewrites them), every event handed on is a
 //! genuine audit event, and auto-detection names each file's format.
 
 use std::fmt::Write as _;
@@ -15,33 +15,11 @@ fn data_dir() -> PathBuf {
 }
 
 fn files(sub: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir().join(sub))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.to_string_lossy().ends_with(".expected"))
-        .collect();
-    v.sort();
-    v
+    kaudit_testkit::inputs(&data_dir().join(sub))
 }
 
 fn check(path: &Path, actual: &str) {
-    let expected_path = PathBuf::from(format!("{}.expected", path.display()));
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&expected_path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
-        panic!(
-            "missing {} (run with UPDATE_EXPECT=1)",
-            expected_path.display()
-        )
-    });
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs from its .expected file",
-        path.display()
-    );
+    kaudit_testkit::expect(&kaudit_testkit::expected_of(path), actual);
 }
 
 /// One line per record: where, and what it became.

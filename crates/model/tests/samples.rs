@@ -50,33 +50,11 @@ fn summarize(out: &mut String, r: Result<Record<'_>, decode::DecodeError>) {
 }
 
 fn check(path: &Path, actual: &str) {
-    let expected_path = PathBuf::from(format!("{}.expected", path.display()));
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&expected_path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
-        panic!(
-            "missing {} (run with UPDATE_EXPECT=1)",
-            expected_path.display()
-        )
-    });
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs from its .expected file",
-        path.display()
-    );
+    kaudit_testkit::expect(&kaudit_testkit::expected_of(path), actual);
 }
 
 fn files(sub: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir().join(sub))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.to_string_lossy().ends_with(".expected"))
-        .collect();
-    v.sort();
-    v
+    kaudit_testkit::inputs(&data_dir().join(sub))
 }
 
 #[test]

@@ -1,33 +1,20 @@
 //! `check` and `lint` on the policies in `test_data/{check,lint}/`, against the `.expected`
-//! file beside each (`UPDATE_EXPECT=1` rewrites them).
+//! file beside each (`KAUDIT_BLESS=1` rewrites them).
 
 use std::path::{Path, PathBuf};
 
 use kaudit_policy::{K8sVersion, LoadOptions, lint, load};
 
 fn cases(dir: &str) -> Vec<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("test_data")
-        .join(dir);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    v.sort();
-    assert!(!v.is_empty());
-    v
+    kaudit_testkit::inputs(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("test_data")
+            .join(dir),
+    )
 }
 
 fn check_expect(path: &Path, actual: &str) {
-    let exp = path.with_extension("expected");
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&exp, actual).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&exp)
-        .unwrap_or_else(|_| panic!("missing {} (run with UPDATE_EXPECT=1)", exp.display()));
-    assert_eq!(actual, want, "{}", path.display());
+    kaudit_testkit::expect(&path.with_extension("expected"), actual);
 }
 
 #[test]

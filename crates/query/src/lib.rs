@@ -9,3 +9,4 @@ mod plan;
 mod requests;
 pub mod rows;
 mod scan;
+mod spec;

@@ -6,9 +6,9 @@ use arrow_array::{
 };
 use kaudit_store::col;
 
-use crate::exec::Query;
 use crate::filter::{Field, Filter, Matcher, Term, Value, cmp};
 use crate::rows::StrCol;
+use crate::spec::Query;
 
 /// The columns the filters read.
 pub(crate) fn filter_columns(q: &Query, first_only: bool) -> Vec<&'static str> {

@@ -3,8 +3,8 @@
 
 use kaudit_store::{RowGroupTerms, SegmentMeta};
 
-use crate::exec::Query;
 use crate::filter::{Field, Filter, Matcher, Value};
+use crate::spec::Query;
 
 /// Row groups that may hold matches, by time range and term sets.
 pub(crate) fn row_groups(s: &SegmentMeta, q: &Query) -> Vec<usize> {

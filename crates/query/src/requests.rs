@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use arrow_array::{Array, BooleanArray, TimestampMicrosecondArray, UInt64Array};
 use kaudit_store::col;
 
-use crate::exec::{Query, Scanned, request_invariant};
 use crate::rows::StrCol;
 use crate::scan::{Scan, Source, parallel};
+use crate::spec::{Query, Scanned, request_invariant};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 

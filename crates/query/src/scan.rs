@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arrow_array::{RecordBatch, UInt32Array};
 use kaudit_store::Snapshot;
 
-use crate::exec::{Query, Scanned};
 use crate::matching::{filter_columns, filter_mask};
 use crate::plan::row_groups;
+use crate::spec::{Query, Scanned};
 
 /// Where matching rows come from: a row group of a segment, or the decoded WAL tail.
 pub(crate) enum Source {

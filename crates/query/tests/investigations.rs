@@ -197,22 +197,19 @@ fn investigations_match_jq_on_generated_traffic() {
 #[test]
 fn investigations_match_jq_on_real_samples() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
-    let mut files = Vec::new();
-    for dir in ["audit2rbac", "kube-audit-log-tool", "falco-trace-files"] {
-        let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.extension().is_none_or(|x| x != "expected") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    assert!(files.len() >= 3, "samples missing: {files:?}");
+    // Each folder must be there and hold samples (`inputs` fails on an empty one).
+    let files: Vec<PathBuf> = ["audit2rbac", "kube-audit-log-tool", "falco-trace-files"]
+        .iter()
+        .flat_map(|dir| kaudit_testkit::inputs(&root.join(dir)))
+        .collect();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     store_of(&files, &dir, true);
-    check(&files, &dir);
+    // The real samples hold secret reads, exec, denials, deletions...: most questions must
+    // find something, or the comparison with jq proves nothing.
+    let nonempty = check(&files, &dir);
+    assert!(
+        nonempty >= 7,
+        "only {nonempty} questions found anything in the real samples"
+    );
 }

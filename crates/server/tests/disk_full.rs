@@ -44,7 +44,7 @@ fn batch(b: usize) -> Vec<u8> {
 /// (status, Retry-After present).
 fn post(addr: &str, body: &[u8]) -> (u16, bool) {
     let r = request(addr, "/audit", Some("disk-full-token"), body);
-    (r.status, r.retry_after)
+    (r.status, r.retry_after())
 }
 
 struct Mount(std::path::PathBuf);

@@ -35,7 +35,7 @@ pub fn expect(expected: &Path, got: &str) {
             .lines()
             .zip(want.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(|| got.lines().count().min(want.lines().count()), |i| i);
+            .unwrap_or_else(|| got.lines().count().min(want.lines().count()));
         panic!(
             "{} differs from what the test got, first at line {}:\n  got:  {}\n  want: {}\n\
              (run with {BLESS}=1 to accept the new output, then review the diff)",
@@ -47,38 +47,36 @@ pub fn expect(expected: &Path, got: &str) {
     }
 }
 
-/// The files in `dir` (not its subdirectories) whose names end in one of `exts` (without the
-/// dot; all files when empty), sorted; the test fails if there are none, so a moved or
-/// emptied folder of test data cannot pass silently.
-pub fn inputs(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+/// The test inputs in `dir`: its files (not subdirectories) except the `*.expected` ones,
+/// sorted. The test fails if there are none, so a moved or emptied folder of test data cannot
+/// pass silently.
+pub fn inputs(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            exts.is_empty()
-                || p.extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| exts.contains(&x))
-        })
+        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "expected"))
         .collect();
     out.sort();
-    assert!(
-        !out.is_empty(),
-        "{}: no test inputs ({exts:?})",
-        dir.display()
-    );
+    assert!(!out.is_empty(), "{}: no test inputs", dir.display());
     out
+}
+
+/// The expected-output file beside an input: `<input>.expected`.
+pub fn expected_of(input: &Path) -> PathBuf {
+    let mut p = input.as_os_str().to_owned();
+    p.push(".expected");
+    PathBuf::from(p)
 }
 
 /// A webhook body: an `audit.k8s.io/v1` `EventList` holding `items` (each one event's JSON),
 /// as kube-apiserver sends it.
-pub fn event_list<S: AsRef<str>>(items: &[S]) -> String {
+pub fn event_list<S: AsRef<str>>(items: &[S]) -> Vec<u8> {
     let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
     format!(
         "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}\n",
         items.join(",")
     )
+    .into_bytes()
 }
 
 /// A loopback port nobody listens on (just now).
@@ -98,8 +96,19 @@ pub struct Answer {
     pub body: String,
 }
 
+impl Answer {
+    /// Whether it says when to come back (`Retry-After`).
+    pub fn retry_after(&self) -> bool {
+        self.headers
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after:")
+    }
+}
+
 /// One HTTP/1.1 request on its own connection to `addr` (`host:port`): `GET` when `body` is
-/// empty, else `POST` of JSON; with a bearer `token` if given.
+/// empty, else `POST` of JSON; with a bearer `token` if given. A server that answers and
+/// closes before the body is all sent still yields its answer; a refused connection gives
+/// status 0.
 pub fn request(addr: &str, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
     let none = Answer {
         status: 0,
@@ -186,24 +195,37 @@ impl Serve {
     }
 
     /// SIGTERM (a graceful stop: in-flight batches drained, the store closed), then waits for
-    /// the exit, at most `within` (then SIGKILL). Returns whether it exited by itself.
-    pub fn stop(mut self, within: Duration) -> bool {
-        let Some(mut c) = self.child.take() else {
-            return false;
-        };
+    /// the exit, at most `within` (then SIGKILL). Returns how it exited (`None`: killed) and
+    /// what it wrote to a piped stderr.
+    pub fn stop(mut self, within: Duration) -> Stopped {
+        let mut c = self.child.take().expect("running");
+        // Read while it shuts down, so a full pipe never holds it up.
+        let reader = c.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = e.read_to_string(&mut s);
+                s
+            })
+        });
         let _ = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
             .status();
         let t = Instant::now();
-        while t.elapsed() < within {
-            if let Ok(Some(st)) = c.try_wait() {
-                return st.success();
-            }
+        let mut status = None;
+        while status.is_none() && t.elapsed() < within {
+            status = c.try_wait().ok().flatten();
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = c.kill();
+        if status.is_none() {
+            let _ = c.kill();
+        }
         let _ = c.wait();
-        false
+        Stopped {
+            status,
+            stderr: reader
+                .map(|r| r.join().unwrap_or_default())
+                .unwrap_or_default(),
+        }
     }
 
     /// SIGKILL now (a crash), and reaps it.
@@ -212,6 +234,22 @@ impl Serve {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// How a [`Serve`] ended.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Its exit status; `None` when it had to be killed.
+    pub status: Option<std::process::ExitStatus>,
+    /// What it wrote to stderr, when that was piped.
+    pub stderr: String,
+}
+
+impl Stopped {
+    /// Whether it exited by itself, successfully.
+    pub fn clean(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
     }
 }
 

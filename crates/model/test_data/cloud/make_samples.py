@@ -4,7 +4,7 @@
 Every record here is made up, shaped as `shared/spec/formats.md` (sections 1-3) describes each
 cloud's export; names, accounts, projects and IPs are documentation placeholders. Run it from
 anywhere; it rewrites eks/, gke/ and aks/ except the copied upstream files (gke/khi-*.json,
-gke/alloy-*.json). Then regenerate the .expected files: UPDATE_EXPECT=1 cargo test -p kaudit-model.
+gke/alloy-*.json). Then regenerate the .expected files: KAUDIT_BLESS=1 cargo test -p kaudit-model.
 """
 import base64
 import json

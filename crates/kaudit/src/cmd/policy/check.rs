@@ -121,8 +121,6 @@ pub fn check(a: CheckArgs) -> Result<ExitCode> {
     })
 }
 
-/// A request-attribute record, shaped like the `request` objects of the conformance vectors.
-
 pub fn lint(a: LintArgs) -> Result<ExitCode> {
     let version = a.k8s.k8s;
     let loaded = read_policy(&a.policy, version)?;

@@ -43,6 +43,7 @@ enum EvalFormat {
     Table,
 }
 
+/// A request-attribute record, shaped like the `request` objects of the conformance vectors.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AttrRecord {

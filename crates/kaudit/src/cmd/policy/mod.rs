@@ -63,7 +63,6 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
 }
 
 /// Reads and loads a policy file.
-
 pub fn read_policy(path: &str, version: K8sVersion) -> Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read policy file {path}"))?;
     let text = String::from_utf8(bytes).map_err(|e| {
