@@ -70,3 +70,29 @@ fn group_may_match(g: &RowGroupTerms, f: &Filter) -> bool {
     }
     true
 }
+
+/// Whether every row of row group `g` matches `q`, so what was counted when it was sealed
+/// answers for it: a filter without terms whose time range holds all its rows, and (with a
+/// cluster asked for) only that cluster in it.
+pub(crate) fn group_wholly_matches(g: &RowGroupTerms, q: &Query) -> bool {
+    if let Some(c) = &q.cluster
+        && g.terms
+            .get("cluster")
+            .is_none_or(|set| set.as_slice() != [c.clone()])
+    {
+        return false;
+    }
+    let holds = |f: &Filter| {
+        if f.since.is_none() && f.until.is_none() {
+            return true;
+        }
+        // Rows without a request time never match a time range.
+        match (g.min_time, g.max_time, g.untimed) {
+            (Some(lo), Some(hi), false) => {
+                f.since.is_none_or(|s| s <= lo) && f.until.is_none_or(|u| hi < u)
+            }
+            _ => false,
+        }
+    };
+    q.filters.is_empty() || q.filters.iter().any(|f| f.terms.is_empty() && holds(f))
+}

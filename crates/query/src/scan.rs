@@ -9,7 +9,7 @@ use arrow_array::{RecordBatch, UInt32Array};
 use kaudit_store::Snapshot;
 
 use crate::matching::{filter_columns, filter_mask};
-use crate::plan::row_groups;
+use crate::plan::{group_wholly_matches, row_groups};
 use crate::spec::{Query, Scanned};
 
 /// Where matching rows come from: a row group of a segment, or the decoded WAL tail.
@@ -126,6 +126,26 @@ impl Scan {
                 .unwrap_or(i64::MIN),
             Source::Wal(_) => i64::MAX,
         }
+    }
+
+    /// The counts of `column` in source `i` for the rows `q` matches, when they were counted
+    /// as it was sealed and `q` takes the whole row group (see
+    /// [`crate::plan::group_wholly_matches`]).
+    pub fn counted(
+        &self,
+        i: usize,
+        q: &Query,
+        column: &str,
+    ) -> Result<Option<&[(String, u64)]>, String> {
+        let Source::Group { seg, rg, .. } = self.sources[i] else {
+            return Ok(None);
+        };
+        if column != "user" || !group_wholly_matches(&self.snap.segments()[seg].row_groups[rg], q) {
+            return Ok(None);
+        }
+        self.snap
+            .requests_by_user(seg, rg)
+            .map_err(|e| e.to_string())
     }
 
     /// The indices of the matching rows of source `i`.

@@ -40,6 +40,8 @@ pub struct Scanned {
     /// Matching rows whose audit ID had to be read to tell requests apart.
     pub ids_read: u64,
     pub wal_rows: u64,
+    /// Row groups answered from what was counted when they were sealed, without reading them.
+    pub groups_counted: usize,
     pub threads: usize,
 }
 

@@ -397,6 +397,7 @@ impl Dedup {
                 terms: Default::default(),
                 minutes: terms.minutes.clone(),
                 untimed: terms.untimed,
+                requests_by_user: None,
             };
             self.cold_index.add(self.cold.len() as u32, &times);
             self.cold.push(ColdGroup {
@@ -540,6 +541,7 @@ mod tests {
             terms: Default::default(),
             minutes,
             untimed,
+            requests_by_user: None,
         }
     }
 

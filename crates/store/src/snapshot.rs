@@ -151,6 +151,13 @@ impl Snapshot {
         self.reader(seg)?.read(rg, columns, selection)
     }
 
+    /// How many requests each user made in row group `rg` of segment `seg` (rows that are
+    /// the first stored stage of their request), when the segment recorded it; `None` for
+    /// segments written before kaudit recorded it, or a group with very many users.
+    pub fn requests_by_user(&self, seg: usize, rg: usize) -> Result<Option<&[(String, u64)]>> {
+        Ok(self.reader(seg)?.requests_by_user(rg))
+    }
+
     /// The WAL's records decoded into the segments' columns (plain strings, with `leaf` and
     /// `first`), so they can be queried like a row group; `None` when the WAL is empty.
     /// Records that do not decode as audit events are left out (`kaudit verify` names them).

@@ -300,12 +300,72 @@ fn map_entry(v: &str) -> Result<Vec<u8>, (ErrorKind, String)> {
         .transpose()
         .map_err(|m| invalid(format!("protoPayload.response: {m}")))?;
 
-    // The response code: a Status response says it; else map the google.rpc.Code.
     let rpc = pp.status.as_ref().and_then(|s| s.code).unwrap_or(0);
+    let sub = resolved
+        .object_ref
+        .as_ref()
+        .map_or("", |o| o.subresource.as_str());
+    let status = response_status(pp, rpc, sub, verb).map_err(invalid)?;
+
+    let level = if response.is_some() {
+        Level::RequestResponse
+    } else if request.is_some() {
+        Level::Request
+    } else {
+        Level::Metadata
+    };
+    let user = if pp.authentication_info.principal_email.is_empty() {
+        pp.authentication_info.principal_subject.clone()
+    } else {
+        pp.authentication_info.principal_email.clone()
+    };
+
+    let ann = annotations(&e, rpc);
+
+    let ev = Event {
+        kind: Some(Text::borrowed("Event")),
+        api_version: Some(Text::borrowed(V1)),
+        level: Some(level),
+        audit_id: audit_id.clone(),
+        stage: Some(Stage::ResponseComplete),
+        request_uri: Text::from(resolved.request_uri),
+        verb: Text::borrowed(verb),
+        user: UserInfo {
+            username: user,
+            ..UserInfo::default()
+        },
+        source_ips: if pp.request_metadata.caller_ip.is_empty() {
+            vec![]
+        } else {
+            vec![pp.request_metadata.caller_ip.clone()]
+        },
+        user_agent: pp.request_metadata.caller_supplied_user_agent.clone(),
+        object_ref: resolved.object_ref,
+        response_status: Some(status),
+        request_object: request.as_deref(),
+        response_object: response.as_deref(),
+        request_received_timestamp: Some(time),
+        stage_timestamp: Some(time),
+        annotations: Annotations(ann),
+        ..Event::default()
+    };
+    let mut out = Vec::with_capacity(v.len() + 256);
+    encode::write_event(&mut out, &ev, V1, true);
+    Ok(out)
+}
+
+/// The response status: what a `Status` response says, else the google.rpc.Code mapped to
+/// HTTP (a success: 201 for a create, 101 for exec/attach/portforward, else 200).
+fn response_status<'a>(
+    pp: &AuditLog<'a>,
+    rpc: i64,
+    sub: &str,
+    verb: &str,
+) -> Result<ResponseStatus<'a>, String> {
     let Some((_, http, reason)) = rpc_code(rpc) else {
-        return Err(invalid(format!(
+        return Err(format!(
             "protoPayload.status.code: {rpc} is not a google.rpc.Code (0–16)"
-        )));
+        ));
     };
     let response_is_status = pp
         .response
@@ -324,11 +384,11 @@ fn map_entry(v: &str) -> Result<Vec<u8>, (ErrorKind, String)> {
             &mut serde_json::Deserializer::from_str(r),
         )
         .map_err(|e| {
-            invalid(format!(
+            format!(
                 "protoPayload.response.{}: {}",
                 e.path(),
                 decode::strip_position(e.inner())
-            ))
+            )
         })?;
         status.status = s.status;
         status.message = s.message;
@@ -340,10 +400,6 @@ fn map_entry(v: &str) -> Result<Vec<u8>, (ErrorKind, String)> {
             .map_or(0, |c| c as i32);
     }
     if status.code == 0 {
-        let sub = resolved
-            .object_ref
-            .as_ref()
-            .map_or("", |o| o.subresource.as_str());
         status.code = if rpc != 0 {
             http
         } else if matches!(sub, "exec" | "attach" | "portforward") {
@@ -363,21 +419,13 @@ fn map_entry(v: &str) -> Result<Vec<u8>, (ErrorKind, String)> {
             .map(|s| s.message.clone())
             .unwrap_or_default();
     }
+    Ok(status)
+}
 
-    let level = if response.is_some() {
-        Level::RequestResponse
-    } else if request.is_some() {
-        Level::Request
-    } else {
-        Level::Metadata
-    };
-    let user = if pp.authentication_info.principal_email.is_empty() {
-        pp.authentication_info.principal_subject.clone()
-    } else {
-        pp.authentication_info.principal_email.clone()
-    };
-
-    // Audit annotations are the entry's labels; what has no Event field is kept beside them.
+/// The event's annotations: the entry's labels (its audit annotations), and what has no Event
+/// field kept beside them (`gke.kaudit.io/...`).
+fn annotations<'a>(e: &LogEntry<'a>, rpc: i64) -> Vec<(Text<'a>, Text<'a>)> {
+    let pp = &e.proto_payload;
     let mut ann = e.labels.0.clone();
     let mut add = |k: &'static str, v: String| {
         if !v.is_empty() {
@@ -412,36 +460,7 @@ fn map_entry(v: &str) -> Result<Vec<u8>, (ErrorKind, String)> {
         add("gke.kaudit.io/status-code", rpc.to_string());
     }
 
-    let ev = Event {
-        kind: Some(Text::borrowed("Event")),
-        api_version: Some(Text::borrowed(V1)),
-        level: Some(level),
-        audit_id: audit_id.clone(),
-        stage: Some(Stage::ResponseComplete),
-        request_uri: Text::from(resolved.request_uri),
-        verb: Text::borrowed(verb),
-        user: UserInfo {
-            username: user,
-            ..UserInfo::default()
-        },
-        source_ips: if pp.request_metadata.caller_ip.is_empty() {
-            vec![]
-        } else {
-            vec![pp.request_metadata.caller_ip.clone()]
-        },
-        user_agent: pp.request_metadata.caller_supplied_user_agent.clone(),
-        object_ref: resolved.object_ref,
-        response_status: Some(status),
-        request_object: request.as_deref(),
-        response_object: response.as_deref(),
-        request_received_timestamp: Some(time),
-        stage_timestamp: Some(time),
-        annotations: Annotations(ann),
-        ..Event::default()
-    };
-    let mut out = Vec::with_capacity(v.len() + 256);
-    encode::write_event(&mut out, &ev, V1, true);
-    Ok(out)
+    ann
 }
 
 impl Cloud<'_> {

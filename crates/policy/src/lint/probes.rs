@@ -95,14 +95,20 @@ fn rule_txt(d: &Decision) -> String {
     }
 }
 
-pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
-    let mut find = |severity, code, rule: Option<usize>, message: String, fix: &str| {
-        // One finding per code and rule: the first probe that shows it is the example.
-        if !out
-            .iter()
-            .any(|f: &Finding| f.code == code && f.rule == rule)
-        {
-            out.push(Finding {
+/// Findings, one per code and rule: the first probe that shows it is the example.
+struct Findings<'a>(&'a mut Vec<Finding>);
+
+impl Findings<'_> {
+    fn find(
+        &mut self,
+        severity: Severity,
+        code: &'static str,
+        rule: Option<usize>,
+        message: String,
+        fix: &str,
+    ) {
+        if !self.0.iter().any(|f| f.code == code && f.rule == rule) {
+            self.0.push(Finding {
                 severity,
                 code,
                 rule,
@@ -110,15 +116,21 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
                 fix: fix.to_string(),
             });
         }
-    };
-    let rbac = [
-        "roles",
-        "rolebindings",
-        "clusterroles",
-        "clusterrolebindings",
-    ];
-    let writes = ["create", "update", "patch", "delete"];
+    }
+}
 
+pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
+    let mut f = Findings(out);
+    coverage(ev, &mut f);
+    rbac(ev, &mut f);
+    failed_auth(ev, &mut f);
+    secrets_and_tokens(ev, &mut f);
+    noise(ev, &mut f);
+    request_received(p, &mut f);
+}
+
+/// What must be audited at all: secrets, exec and friends, token reviews, nodes, namespaces, configmaps.
+fn coverage(ev: &Evaluator, f: &mut Findings<'_>) {
     // What must be audited at all.
     let must: Vec<(&str, &str, Res, &Who)> = vec![
         (
@@ -215,7 +227,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             } else {
                 Severity::Warning
             };
-            find(
+            f.find(
                 sev,
                 code,
                 d.rule,
@@ -231,7 +243,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
         } else if !stage_kept(&d, Stage::ResponseComplete)
             && !stage_kept(&d, Stage::ResponseStarted)
         {
-            find(
+            f.find(
                 Severity::Warning,
                 code,
                 d.rule,
@@ -243,6 +255,18 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             );
         }
     }
+}
+
+/// RBAC writes: recorded, and with their bodies.
+fn rbac(ev: &Evaluator, f: &mut Findings<'_>) {
+    let rbac = [
+        "roles",
+        "rolebindings",
+        "clusterroles",
+        "clusterrolebindings",
+    ];
+    let writes = ["create", "update", "patch", "delete"];
+
     for res in rbac {
         for verb in writes {
             let r: Res = (
@@ -259,7 +283,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             );
             let d = decide(ev, Some(&HUMAN), r);
             match d.level {
-                Level::None => find(
+                Level::None => f.find(
                     Severity::Warning,
                     "rbac-not-audited",
                     d.rule,
@@ -269,7 +293,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
                     ),
                     "record RBAC writes at RequestResponse (or at least Metadata)",
                 ),
-                Level::Metadata => find(
+                Level::Metadata => f.find(
                     Severity::Info,
                     "rbac-weak",
                     d.rule,
@@ -283,7 +307,10 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             }
         }
     }
-    // Failed authentication: one ResponseStarted event, no user.
+}
+
+/// Failed authentication: one ResponseStarted event, no user.
+fn failed_auth(ev: &Evaluator, f: &mut Findings<'_>) {
     let d = decide(ev, None, ("get", "", "secrets", "", "production", ""));
     if !d.records(Stage::ResponseStarted) {
         let why = if d.level == Level::None {
@@ -291,7 +318,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
         } else {
             format!("{} omits ResponseStarted", rule_txt(&d))
         };
-        find(
+        f.find(
             Severity::Warning,
             "failed-auth-not-audited",
             d.rule,
@@ -301,7 +328,10 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             "do not omit ResponseStarted, and do not give unauthenticated requests level None",
         );
     }
-    // Secret values and tokens in the log.
+}
+
+/// Secret values and tokens in the log.
+fn secrets_and_tokens(ev: &Evaluator, f: &mut Findings<'_>) {
     for (verb, lvl, what) in [
         ("get", Level::RequestResponse, "responses to secret reads"),
         (
@@ -328,7 +358,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             ),
         );
         if d.level >= lvl {
-            find(
+            f.find(
                 Severity::Warning,
                 "secret-values-logged",
                 d.rule,
@@ -354,7 +384,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
         ),
     );
     if d.level == Level::RequestResponse {
-        find(
+        f.find(
             Severity::Warning,
             "tokens-logged",
             d.rule,
@@ -378,7 +408,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
         ),
     );
     if d.level >= Level::Request {
-        find(
+        f.find(
             Severity::Info,
             "tokens-logged",
             d.rule,
@@ -390,7 +420,10 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             "record tokenreviews at Metadata",
         );
     }
-    // Noise.
+}
+
+/// Noise: the most frequent requests of a cluster, rarely useful.
+fn noise(ev: &Evaluator, f: &mut Findings<'_>) {
     let noisy: Vec<(&str, &str, Decision)> = vec![
         (
             "noisy-events",
@@ -445,7 +478,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
     ];
     for (code, what, d) in noisy {
         if d.level != Level::None {
-            find(
+            f.find(
                 Severity::Info,
                 code,
                 d.rule,
@@ -458,7 +491,10 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             );
         }
     }
-    // RequestReceived doubles the volume.
+}
+
+/// RequestReceived doubles the volume.
+fn request_received(p: &Policy, f: &mut Findings<'_>) {
     let keeps_rr: Vec<usize> = p
         .rules
         .iter()
@@ -476,7 +512,7 @@ pub(super) fn run(p: &Policy, ev: &Evaluator, out: &mut Vec<Finding>) {
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        find(
+        f.find(
             Severity::Info,
             "request-received-not-omitted",
             keeps_rr.first().copied(),

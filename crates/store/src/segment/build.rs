@@ -1,6 +1,6 @@
 //! Building a segment's columns row by row ([`Builder`]), with each row group's term sets.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -9,7 +9,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 
-use super::{DATA_PAGE_ROWS, ROW_GROUP, RowGroupTerms, minute, schema};
+use super::{DATA_PAGE_ROWS, MAX_COUNTED, ROW_GROUP, RowGroupTerms, minute, schema};
 use crate::record::StoredRecord;
 use crate::row::Row;
 
@@ -53,6 +53,7 @@ pub struct Builder {
     group_rows: usize,
     groups_terms: Vec<RowGroupTerms>,
     cur_terms: [Terms; 6],
+    cur_users: Counts,
     cur_rows: u64,
     cur_min: Option<i64>,
     cur_max: Option<i64>,
@@ -127,6 +128,41 @@ impl Terms {
     }
 }
 
+/// How many times each value of a column was seen in the current row group, up to
+/// [`MAX_COUNTED`] distinct values.
+#[derive(Default)]
+struct Counts {
+    map: HashMap<Box<str>, u64, foldhash::fast::FixedState>,
+    overflow: bool,
+}
+
+impl Counts {
+    fn count(&mut self, v: &str) {
+        if self.overflow {
+            return;
+        }
+        if let Some(n) = self.map.get_mut(v) {
+            *n += 1;
+        } else if self.map.len() >= MAX_COUNTED {
+            self.overflow = true;
+            self.map = HashMap::default();
+        } else {
+            self.map.insert(v.into(), 1);
+        }
+    }
+
+    /// The counts, by value (`None` after an overflow), and a fresh start.
+    fn take(&mut self) -> Option<Vec<(String, u64)>> {
+        let map = std::mem::take(&mut self.map);
+        if std::mem::take(&mut self.overflow) {
+            return None;
+        }
+        let mut v: Vec<(String, u64)> = map.into_iter().map(|(k, n)| (k.into(), n)).collect();
+        v.sort_unstable();
+        Some(v)
+    }
+}
+
 fn ts_builder() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
 }
@@ -178,6 +214,7 @@ impl Builder {
             group_rows: ROW_GROUP,
             groups_terms: Vec::new(),
             cur_terms: Default::default(),
+            cur_users: Counts::default(),
             cur_rows: 0,
             cur_min: None,
             cur_max: None,
@@ -250,6 +287,9 @@ impl Builder {
         for (t, v) in self.cur_terms.iter_mut().zip(vals) {
             t.note(v);
         }
+        if first {
+            self.cur_users.count(r.user);
+        }
         match r.time {
             Some(t) => {
                 self.cur_min = Some(self.cur_min.map_or(t, |m| m.min(t)));
@@ -278,6 +318,7 @@ impl Builder {
             max_time: self.cur_max.take(),
             minutes: minute_ranges(&self.cur_minutes),
             untimed: std::mem::take(&mut self.cur_untimed),
+            requests_by_user: self.cur_users.take(),
             ..Default::default()
         };
         self.cur_minutes.clear();

@@ -78,7 +78,20 @@ pub struct RowGroupTerms {
     /// Some rows have no request time.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub untimed: bool,
+    /// Requests (rows that are the first stored stage of their request) per user, when
+    /// there are at most [`MAX_COUNTED`] users: written into the segment's footer
+    /// ([`REQUESTS_BY_USER`]), not the manifest.
+    #[serde(skip)]
+    pub requests_by_user: Option<Vec<(String, u64)>>,
 }
+
+/// Distinct users counted per row group at most (beyond, the group's users are counted by
+/// reading it).
+pub const MAX_COUNTED: usize = 4096;
+
+/// The footer key of the requests per user of each row group: a JSON array with, per row
+/// group, `[[user, requests], ...]` or `null`.
+pub const REQUESTS_BY_USER: &str = "kaudit.requests_by_user";
 
 /// The minute (since the epoch) of a request time: the unit row groups record their request
 /// times in ([`RowGroupTerms::minutes`]) and deduplication finds cold row groups by.

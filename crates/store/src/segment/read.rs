@@ -3,6 +3,7 @@
 //! proofs, `verify`) and for deduplication keys.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use arrow_array::{
     BooleanArray, RecordBatch, RecordBatchReader, StringArray, TimestampMicrosecondArray,
@@ -14,7 +15,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::PageIndexPolicy;
 
-use super::{col, reader_schema};
+use super::{REQUESTS_BY_USER, col, reader_schema};
 use crate::error::{Error, Result};
 use crate::pread::Shared;
 use crate::record::StoredRecord;
@@ -29,7 +30,12 @@ pub(crate) struct Reader {
     /// With [`reader_schema`]: low-cardinality columns as dictionaries.
     meta: ArrowReaderMetadata,
     file: Shared,
+    /// The row groups' requests per user from the footer, parsed on first use.
+    requests_by_user: OnceLock<RequestsByUser>,
 }
+
+/// Per row group, the requests per user (`None`: not counted).
+pub(crate) type RequestsByUser = Option<Vec<Option<Vec<(String, u64)>>>>;
 
 impl Reader {
     /// Opens the segment at `path`.
@@ -44,7 +50,11 @@ impl Reader {
             .with_schema(reader_schema())
             .with_offset_index_policy(PageIndexPolicy::Optional);
         let meta = ArrowReaderMetadata::load(&file, opts).map_err(|e| damaged(&file, e))?;
-        Ok(Reader { meta, file })
+        Ok(Reader {
+            meta,
+            file,
+            requests_by_user: OnceLock::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -70,6 +80,17 @@ impl Reader {
             .iter()
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_deref())
+    }
+
+    /// The requests per user of row group `rg`, from the footer, when the segment's writer
+    /// counted them (older segments did not; a group with too many users is not counted).
+    pub fn requests_by_user(&self, rg: usize) -> Option<&[(String, u64)]> {
+        let all = self.requests_by_user.get_or_init(|| {
+            let v: Vec<Option<Vec<(String, u64)>>> =
+                serde_json::from_str(self.key_value(REQUESTS_BY_USER)?).ok()?;
+            (v.len() == self.row_groups()).then_some(v)
+        });
+        all.as_ref()?.get(rg)?.as_deref()
     }
 
     /// Reads `columns` of row group `rg`; with `selection`, only the rows marked true (the

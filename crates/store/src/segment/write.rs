@@ -11,7 +11,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{Builder, DATA_PAGE_ROWS, RowGroupTerms, SCHEMA_VERSION, schema};
+use super::{Builder, DATA_PAGE_ROWS, REQUESTS_BY_USER, RowGroupTerms, SCHEMA_VERSION, schema};
 use crate::error::{Error, Result};
 use crate::record::StoredRecord;
 use crate::row::Row;
@@ -120,10 +120,15 @@ impl PageWriter {
         Ok(())
     }
 
-    /// Writes the footer, syncs, and renames the file to `path`.
-    pub fn finish(mut self, path: &Path) -> Result<()> {
+    /// Writes the footer (with the row groups' requests per user), syncs, and renames the file
+    /// to `path`.
+    pub fn finish(mut self, path: &Path, groups: &[RowGroupTerms]) -> Result<()> {
         let err = |e: &dyn std::fmt::Display| write_err(&self.tmp, e);
-        let w = self.w.take().ok_or_else(|| err(&"already finished"))?;
+        let mut w = self.w.take().ok_or_else(|| err(&"already finished"))?;
+        let counts: Vec<Option<&Vec<(String, u64)>>> =
+            groups.iter().map(|g| g.requests_by_user.as_ref()).collect();
+        let counts = serde_json::to_string(&counts).expect("counts serialize");
+        w.append_key_value_metadata(KeyValue::new(REQUESTS_BY_USER.into(), counts));
         let done = w
             .into_inner()
             .map_err(|e| err(&e))
@@ -205,7 +210,7 @@ impl SegmentWriter {
         if let Some(batch) = batch {
             self.w.write(&batch, true)?;
         }
-        self.w.finish(&self.path)?;
+        self.w.finish(&self.path, &terms)?;
         Ok(terms)
     }
 }

@@ -223,7 +223,7 @@ fn seal_live(
             ),
         ));
     }
-    w.finish(&job.segment)?;
+    w.finish(&job.segment, terms)?;
     segment_meta(job, rows, terms.to_vec())
 }
 
