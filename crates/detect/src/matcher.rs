@@ -66,18 +66,9 @@ struct Mods {
 /// Named value lists (`%name%` with `|expand`).
 pub type Lists = BTreeMap<String, Vec<Value>>;
 
-impl Entry {
-    /// Compiles `key` (`field|mod|mod`) with `value` (a scalar or a list of scalars).
-    /// `map_field` turns the field name into a [`Field`] (Sigma import renames fields).
-    pub fn compile(
-        key: &str,
-        value: &Value,
-        lists: &Lists,
-        map_field: &dyn Fn(&str) -> Result<Field, String>,
-    ) -> Result<Entry, String> {
-        let mut parts = key.split('|');
-        let name = parts.next().unwrap_or("");
-        let field = map_field(name)?;
+impl Mods {
+    /// The modifiers of `key` (`field|mod|mod`; `parts` after the field), checked.
+    fn parse<'k>(key: &str, parts: impl Iterator<Item = &'k str>) -> Result<Mods, String> {
         let mut m = Mods::default();
         for p in parts {
             match p {
@@ -106,7 +97,7 @@ impl Entry {
                 _ => {
                     return Err(format!(
                         "{key:?}: unknown modifier {p:?} (known: contains, startswith, endswith, all, re, cidr, \
-                         exists, gt, gte, lt, lte, cased, expand)"
+                     exists, gt, gte, lt, lte, cased, expand)"
                     ));
                 }
             }
@@ -129,35 +120,62 @@ impl Entry {
                 "{key:?}: combine at most one of contains, startswith, endswith, re, cidr, exists, gt/gte/lt/lte"
             ));
         }
-        // The values, lists expanded.
-        let raw: Vec<&Value> = match value {
-            Value::Array(a) => a.iter().collect(),
-            v => vec![v],
-        };
-        let mut values: Vec<&Value> = Vec::new();
-        for v in raw {
-            match v.as_str() {
-                Some(s) if m.expand && s.len() > 2 && s.starts_with('%') && s.ends_with('%') => {
-                    let n = &s[1..s.len() - 1];
-                    let l = lists
-                        .get(n)
-                        .ok_or_else(|| format!("{key:?}: no list named {n:?}"))?;
-                    values.extend(l.iter());
-                }
-                Some(s)
-                    if !m.expand
-                        && s.len() > 2
-                        && s.starts_with('%')
-                        && s.ends_with('%')
-                        && lists.contains_key(&s[1..s.len() - 1]) =>
-                {
-                    return Err(format!(
-                        "{key:?}: {s:?} names a list; add |expand to use it"
-                    ));
-                }
-                _ => values.push(v),
+        Ok(m)
+    }
+}
+
+/// The values of an entry (a scalar or a list), `%name%` lists expanded when `expand`.
+fn expand<'v>(
+    key: &str,
+    value: &'v Value,
+    lists: &'v Lists,
+    expand: bool,
+) -> Result<Vec<&'v Value>, String> {
+    let raw: Vec<&Value> = match value {
+        Value::Array(a) => a.iter().collect(),
+        v => vec![v],
+    };
+    let mut values: Vec<&Value> = Vec::new();
+    for v in raw {
+        match v.as_str() {
+            Some(s) if expand && s.len() > 2 && s.starts_with('%') && s.ends_with('%') => {
+                let n = &s[1..s.len() - 1];
+                let l = lists
+                    .get(n)
+                    .ok_or_else(|| format!("{key:?}: no list named {n:?}"))?;
+                values.extend(l.iter());
             }
+            Some(s)
+                if !expand
+                    && s.len() > 2
+                    && s.starts_with('%')
+                    && s.ends_with('%')
+                    && lists.contains_key(&s[1..s.len() - 1]) =>
+            {
+                return Err(format!(
+                    "{key:?}: {s:?} names a list; add |expand to use it"
+                ));
+            }
+            _ => values.push(v),
         }
+    }
+    Ok(values)
+}
+
+impl Entry {
+    /// Compiles `key` (`field|mod|mod`) with `value` (a scalar or a list of scalars).
+    /// `map_field` turns the field name into a [`Field`] (Sigma import renames fields).
+    pub fn compile(
+        key: &str,
+        value: &Value,
+        lists: &Lists,
+        map_field: &dyn Fn(&str) -> Result<Field, String>,
+    ) -> Result<Entry, String> {
+        let mut parts = key.split('|');
+        let name = parts.next().unwrap_or("");
+        let field = map_field(name)?;
+        let m = Mods::parse(key, parts)?;
+        let values = expand(key, value, lists, m.expand)?;
         let mut e = Entry {
             field,
             tests: Vec::new(),
@@ -187,76 +205,87 @@ impl Entry {
         }
         let mut contains: Vec<String> = Vec::new();
         for v in values {
-            let s = match v {
-                Value::Null => {
-                    e.null = true;
-                    continue;
-                }
-                Value::Bool(b) if m.cmp.is_none() && !m.re && !m.cidr => {
-                    e.tests.push(Test::Bool(*b));
-                    continue;
-                }
-                Value::Number(n)
-                    if !m.re && !m.cidr && !m.contains && !m.startswith && !m.endswith =>
-                {
-                    let x = n.as_f64().unwrap_or(f64::NAN);
-                    e.tests.push(match m.cmp {
-                        Some(c) => Test::Cmp(c, x),
-                        None => Test::Number(x),
-                    });
-                    continue;
-                }
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                Value::Array(_) | Value::Object(_) => {
-                    return Err(format!(
-                        "{key:?}: values must be strings, numbers, booleans or null, not {v}"
-                    ));
-                }
-            };
-            if let Some(c) = m.cmp {
-                let x: f64 = s
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{key:?}: {s:?} is not a number"))?;
-                e.tests.push(Test::Cmp(c, x));
-            } else if m.cidr {
-                let n = Cidr::parse(&s)
-                    .ok_or_else(|| format!("{key:?}: {s:?} is not an IP network"))?;
-                match e.tests.last_mut() {
-                    Some(Test::Cidr(v)) if !m.all => v.push(n),
-                    _ => e.tests.push(Test::Cidr(vec![n])),
-                }
-            } else if m.re {
-                let (i, ml, sl) = m.re_flags;
-                let re = RegexBuilder::new(&s)
-                    .case_insensitive(i)
-                    .multi_line(ml)
-                    .dot_matches_new_line(sl)
-                    .size_limit(1 << 22)
-                    .build()
-                    .map_err(|err| format!("{key:?}: bad regular expression {s:?}: {err}"))?;
-                e.tests.push(Test::Regex(re));
-            } else {
-                let mut pat = String::new();
-                if m.contains || m.endswith {
-                    pat.push('*');
-                }
-                pat.push_str(&s);
-                if m.contains || m.startswith {
-                    pat.push('*');
-                }
-                match wildcard(&pat, m.cased)? {
-                    Test::Contains(_) if !m.all && !m.cased => contains.push(unescape(&s)),
-                    t => e.tests.push(t),
-                }
-            }
+            e.add(key, &m, v, &mut contains)?;
         }
         if !contains.is_empty() {
             e.tests.push(Test::Contains(needles(&contains, true)?));
         }
         Ok(e)
+    }
+
+    /// Adds the test of one value (`contains` collects plain case-insensitive substrings, to
+    /// be searched for together).
+    fn add(
+        &mut self,
+        key: &str,
+        m: &Mods,
+        v: &Value,
+        contains: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let s = match v {
+            Value::Null => {
+                self.null = true;
+                return Ok(());
+            }
+            Value::Bool(b) if m.cmp.is_none() && !m.re && !m.cidr => {
+                self.tests.push(Test::Bool(*b));
+                return Ok(());
+            }
+            Value::Number(n) if !m.re && !m.cidr && !m.contains && !m.startswith && !m.endswith => {
+                let x = n.as_f64().unwrap_or(f64::NAN);
+                self.tests.push(match m.cmp {
+                    Some(c) => Test::Cmp(c, x),
+                    None => Test::Number(x),
+                });
+                return Ok(());
+            }
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(format!(
+                    "{key:?}: values must be strings, numbers, booleans or null, not {v}"
+                ));
+            }
+        };
+        if let Some(c) = m.cmp {
+            let x: f64 = s
+                .trim()
+                .parse()
+                .map_err(|_| format!("{key:?}: {s:?} is not a number"))?;
+            self.tests.push(Test::Cmp(c, x));
+        } else if m.cidr {
+            let n =
+                Cidr::parse(&s).ok_or_else(|| format!("{key:?}: {s:?} is not an IP network"))?;
+            match self.tests.last_mut() {
+                Some(Test::Cidr(v)) if !m.all => v.push(n),
+                _ => self.tests.push(Test::Cidr(vec![n])),
+            }
+        } else if m.re {
+            let (i, ml, sl) = m.re_flags;
+            let re = RegexBuilder::new(&s)
+                .case_insensitive(i)
+                .multi_line(ml)
+                .dot_matches_new_line(sl)
+                .size_limit(1 << 22)
+                .build()
+                .map_err(|err| format!("{key:?}: bad regular expression {s:?}: {err}"))?;
+            self.tests.push(Test::Regex(re));
+        } else {
+            let mut pat = String::new();
+            if m.contains || m.endswith {
+                pat.push('*');
+            }
+            pat.push_str(&s);
+            if m.contains || m.startswith {
+                pat.push('*');
+            }
+            match wildcard(&pat, m.cased)? {
+                Test::Contains(_) if !m.all && !m.cased => contains.push(unescape(&s)),
+                t => self.tests.push(t),
+            }
+        }
+        Ok(())
     }
 
     /// Whether the entry matches the event.

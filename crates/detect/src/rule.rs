@@ -419,6 +419,41 @@ impl Loader {
         } else {
             &|n: &str| Field::parse(n)
         };
+        let cond = self.condition(d, map_field)?;
+        let window = window(d, map_field)?;
+        let output = match &d.output {
+            Some(o) => Template::parse(o, map_field)?,
+            None => Template::default(),
+        };
+        let level = level(d, &cond)?;
+        let tests = self.tests(d, source)?;
+        Ok(Rule {
+            id: d.id.clone(),
+            title: d.title.clone(),
+            description: d.description.trim().to_string(),
+            severity: d.severity,
+            mitre: d.mitre.clone(),
+            level,
+            enabled: d.enabled,
+            tags: d.tags.clone(),
+            references: d.references.clone(),
+            false_positives: d.false_positives.clone(),
+            source: source.to_string(),
+            sigma: d.sigma,
+            window,
+            tests,
+            cond,
+            exceptions: Vec::new(),
+            output,
+        })
+    }
+
+    /// The rule's condition over its selections (several conditions are alternatives).
+    fn condition(
+        &mut self,
+        d: &RuleDef,
+        map_field: &dyn Fn(&str) -> Result<Field, String>,
+    ) -> Result<Node, String> {
         let mut sels = BTreeMap::new();
         let mut cond_text: Option<Vec<String>> = None;
         for (k, v) in &d.detection {
@@ -459,74 +494,15 @@ impl Loader {
                     .map_err(|e| format!("detection.condition: {e}"))?,
             );
         }
-        let cond = if alts.len() == 1 {
+        Ok(if alts.len() == 1 {
             alts.pop().unwrap_or(Node::Any(vec![]))
         } else {
             Node::Any(alts)
-        };
-        let fields = |v: &[String]| -> Result<Vec<Field>, String> {
-            v.iter().map(|n| map_field(n)).collect()
-        };
-        let windows = [
-            d.threshold.is_some(),
-            d.distinct.is_some(),
-            d.first_seen.is_some(),
-        ];
-        if windows.iter().filter(|b| **b).count() > 1 {
-            return Err("give at most one of threshold, distinct, first_seen".into());
-        }
-        let window = if let Some(t) = &d.threshold {
-            if t.count == 0 {
-                return Err("threshold.count must be at least 1".into());
-            }
-            Some(Window::Threshold {
-                count: t.count,
-                window: duration_micros(&t.window).map_err(|e| format!("threshold.window: {e}"))?,
-                by: fields(&t.by).map_err(|e| format!("threshold.by: {e}"))?,
-            })
-        } else if let Some(t) = &d.distinct {
-            if t.count < 2 {
-                return Err("distinct.count must be at least 2".into());
-            }
-            Some(Window::Distinct {
-                field: map_field(&t.field).map_err(|e| format!("distinct.field: {e}"))?,
-                count: t.count,
-                window: duration_micros(&t.window).map_err(|e| format!("distinct.window: {e}"))?,
-                by: fields(&t.by).map_err(|e| format!("distinct.by: {e}"))?,
-            })
-        } else if let Some(t) = &d.first_seen {
-            Some(Window::FirstSeen {
-                field: map_field(&t.field).map_err(|e| format!("first_seen.field: {e}"))?,
-                by: fields(&t.by).map_err(|e| format!("first_seen.by: {e}"))?,
-                learn: duration_micros(&t.learn).map_err(|e| format!("first_seen.learn: {e}"))?,
-            })
-        } else {
-            None
-        };
-        let output = match &d.output {
-            Some(o) => Template::parse(o, map_field)?,
-            None => Template::default(),
-        };
-        // The level the rule needs: the highest any field it reads needs.
-        let mut used = Vec::new();
-        cond.fields(&mut used);
-        let needed = used
-            .iter()
-            .map(|f| f.level())
-            .max()
-            .unwrap_or(Level::Metadata);
-        let level = match &d.level {
-            Some(l) => {
-                let l: Level = l.parse().map_err(|e| format!("level: {e}"))?;
-                if l < needed {
-                    return Err(format!(
-                        "level: {l} is too low: the condition reads bodies, which need {needed}"
-                    ));
-                }
-                l
-            }
-            None => needed,
-        };
+        })
+    }
+
+    /// Each of the rule's own tests (a test with list values gets its own compiled rule).
+    fn tests(&mut self, d: &RuleDef, source: &str) -> Result<Vec<TestCase>, String> {
         let mut tests = Vec::new();
         for t in &d.tests {
             let mut events: Vec<String> = t.events.iter().map(Value::to_string).collect();
@@ -563,24 +539,75 @@ impl Loader {
                 variant,
             });
         }
-        Ok(Rule {
-            id: d.id.clone(),
-            title: d.title.clone(),
-            description: d.description.trim().to_string(),
-            severity: d.severity,
-            mitre: d.mitre.clone(),
-            level,
-            enabled: d.enabled,
-            tags: d.tags.clone(),
-            references: d.references.clone(),
-            false_positives: d.false_positives.clone(),
-            source: source.to_string(),
-            sigma: d.sigma,
-            window,
-            tests,
-            cond,
-            exceptions: Vec::new(),
-            output,
-        })
+        Ok(tests)
     }
+}
+
+/// A rule's window (threshold, distinct or first-seen), at most one.
+fn window(
+    d: &RuleDef,
+    map_field: &dyn Fn(&str) -> Result<Field, String>,
+) -> Result<Option<Window>, String> {
+    let fields =
+        |v: &[String]| -> Result<Vec<Field>, String> { v.iter().map(|n| map_field(n)).collect() };
+    let windows = [
+        d.threshold.is_some(),
+        d.distinct.is_some(),
+        d.first_seen.is_some(),
+    ];
+    if windows.iter().filter(|b| **b).count() > 1 {
+        return Err("give at most one of threshold, distinct, first_seen".into());
+    }
+    Ok(if let Some(t) = &d.threshold {
+        if t.count == 0 {
+            return Err("threshold.count must be at least 1".into());
+        }
+        Some(Window::Threshold {
+            count: t.count,
+            window: duration_micros(&t.window).map_err(|e| format!("threshold.window: {e}"))?,
+            by: fields(&t.by).map_err(|e| format!("threshold.by: {e}"))?,
+        })
+    } else if let Some(t) = &d.distinct {
+        if t.count < 2 {
+            return Err("distinct.count must be at least 2".into());
+        }
+        Some(Window::Distinct {
+            field: map_field(&t.field).map_err(|e| format!("distinct.field: {e}"))?,
+            count: t.count,
+            window: duration_micros(&t.window).map_err(|e| format!("distinct.window: {e}"))?,
+            by: fields(&t.by).map_err(|e| format!("distinct.by: {e}"))?,
+        })
+    } else if let Some(t) = &d.first_seen {
+        Some(Window::FirstSeen {
+            field: map_field(&t.field).map_err(|e| format!("first_seen.field: {e}"))?,
+            by: fields(&t.by).map_err(|e| format!("first_seen.by: {e}"))?,
+            learn: duration_micros(&t.learn).map_err(|e| format!("first_seen.learn: {e}"))?,
+        })
+    } else {
+        None
+    })
+}
+
+/// The audit level a rule needs: the highest any field its condition reads needs, or its own
+/// `level` if that is not lower.
+fn level(d: &RuleDef, cond: &Node) -> Result<Level, String> {
+    let mut used = Vec::new();
+    cond.fields(&mut used);
+    let needed = used
+        .iter()
+        .map(|f| f.level())
+        .max()
+        .unwrap_or(Level::Metadata);
+    Ok(match &d.level {
+        Some(l) => {
+            let l: Level = l.parse().map_err(|e| format!("level: {e}"))?;
+            if l < needed {
+                return Err(format!(
+                    "level: {l} is too low: the condition reads bodies, which need {needed}"
+                ));
+            }
+            l
+        }
+        None => needed,
+    })
 }

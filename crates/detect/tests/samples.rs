@@ -328,18 +328,14 @@ fn pct(a: u32, b: u32) -> String {
     }
 }
 
-#[test]
-fn builtin_pack_against_the_samples() {
-    let mut set = kaudit_detect::builtin().unwrap();
-    for r in &mut set.rules {
-        r.enabled = true;
-    }
-    let set = Arc::new(set);
-    let dir = samples();
-    let mut scores: BTreeMap<String, Score> = BTreeMap::new();
-    let mut disagreements: BTreeSet<String> = BTreeSet::new();
-
-    // Falco: run every file through an engine, collect which rules alerted.
+/// Falco: every trace file through an engine; which rules alerted, against what Falco's own
+/// tests expect.
+fn falco(
+    set: &Arc<kaudit_detect::RuleSet>,
+    dir: &Path,
+    scores: &mut BTreeMap<String, Score>,
+    disagreements: &mut BTreeSet<String>,
+) {
     let falco_map: BTreeMap<&str, &str> = FALCO.iter().copied().collect();
     let judged: BTreeSet<&str> = FALCO.iter().map(|(_, k)| *k).collect();
     for (file, expected) in FALCO_EXPECTED {
@@ -371,8 +367,16 @@ fn builtin_pack_against_the_samples() {
             }
         }
     }
+}
 
-    // Panther: each labelled record, its verdict against the mapped rule's condition.
+/// Panther: each labelled record, its verdict against the mapped rule's condition. Returns the
+/// records that do not decode as audit events.
+fn panther(
+    set: &Arc<kaudit_detect::RuleSet>,
+    dir: &Path,
+    scores: &mut BTreeMap<String, Score>,
+    disagreements: &mut BTreeSet<String>,
+) -> Vec<String> {
     let panther_map: BTreeMap<&str, &str> = PANTHER.iter().copied().collect();
     let mut undecodable = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(dir.join("panther-analysis-tests"))
@@ -436,11 +440,15 @@ fn builtin_pack_against_the_samples() {
             }
         }
     }
+    undecodable
+}
 
+/// The scores as a Markdown table (for docs/detect.md).
+fn print_scores(scores: &BTreeMap<String, Score>, undecodable: &[String]) {
     println!("| rule (anchor) | TP | FP | FN | TN | precision | recall |");
     println!("|---|---|---|---|---|---|---|");
     let mut total = Score::default();
-    for (k, s) in &scores {
+    for (k, s) in scores {
         println!(
             "| {k} | {} | {} | {} | {} | {} | {} |",
             s.tp,
@@ -469,7 +477,21 @@ fn builtin_pack_against_the_samples() {
         undecodable.len(),
         undecodable.join("; ")
     );
+}
 
+#[test]
+fn builtin_pack_against_the_samples() {
+    let mut set = kaudit_detect::builtin().unwrap();
+    for r in &mut set.rules {
+        r.enabled = true;
+    }
+    let set = Arc::new(set);
+    let dir = samples();
+    let mut scores: BTreeMap<String, Score> = BTreeMap::new();
+    let mut disagreements: BTreeSet<String> = BTreeSet::new();
+    falco(&set, &dir, &mut scores, &mut disagreements);
+    let undecodable = panther(&set, &dir, &mut scores, &mut disagreements);
+    print_scores(&scores, &undecodable);
     // Every disagreement must be a known, explained one.
     let known_text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/sample-disagreements.txt"),

@@ -77,6 +77,21 @@ struct Current {
     gz: Option<Box<dyn Read + Send>>,
 }
 
+/// Where a [`Tailer::run`] is: the files still to read, the one being read, and the bytes of a
+/// line not ended yet.
+struct Reading {
+    queue: Vec<PathBuf>,
+    /// Where to start the next file opened (a resumed position, or a copy-truncate's).
+    first_offset: Option<u64>,
+    cur: Option<Current>,
+    buf: Vec<u8>,
+    pending: Vec<u8>,
+    /// Inside a line too long to keep.
+    skipping: bool,
+    /// The longest line taken (the sink refuses larger events).
+    max_line: usize,
+}
+
 /// A tailer; [`Tailer::run`] follows until told to stop.
 pub struct Tailer {
     cfg: Config,
@@ -283,185 +298,219 @@ impl Tailer {
     /// of whole lines, then the position). Returns on a sink error (after which the caller may
     /// start again: nothing past the committed position is lost).
     pub fn run(&mut self, sink: &mut dyn Sink, stop: &AtomicBool) -> Result<(), String> {
-        let live = self.cfg.path.clone();
-        let name = live.display().to_string();
-        let (mut queue, offset) = self.resume().map_err(|e| format!("{name}: {e}"))?;
-        let mut first_offset = Some(offset);
-        let mut cur: Option<Current> = None;
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        let mut pending: Vec<u8> = Vec::new();
-        let mut skipping = false;
-        // Longest line taken (the sink refuses larger events); longer ones are skipped and
-        // logged.
-        let max_line = sink.max_event();
+        let name = self.cfg.path.display().to_string();
+        let (queue, offset) = self.resume().map_err(|e| format!("{name}: {e}"))?;
+        let mut r = Reading {
+            queue,
+            first_offset: Some(offset),
+            cur: None,
+            buf: Vec::with_capacity(1 << 20),
+            pending: Vec::new(),
+            skipping: false,
+            max_line: sink.max_event(),
+        };
         while !stop.load(Ordering::Relaxed) {
-            if cur.is_none() {
-                if queue.is_empty() {
-                    queue.push(live.clone());
-                }
-                let p = queue.remove(0);
-                let backup = !queue.is_empty() || p != live;
-                let offset_for_retry = first_offset.take().unwrap_or(0);
-                match self.open(&p, backup, offset_for_retry) {
-                    Ok(c) => {
-                        pending.clear();
-                        skipping = false;
-                        cur = Some(c);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        let gz = PathBuf::from(format!("{}.gz", p.display()));
-                        if p != live && gz.exists() {
-                            // Compressed meanwhile: the same lines, gzipped.
-                            queue.insert(0, gz);
-                            first_offset = Some(offset_for_retry);
-                            continue;
-                        }
-                        if p != live {
-                            (self.log)(&format!("{}: vanished before it was read", p.display()));
-                        }
-                        std::thread::sleep(self.cfg.poll);
-                        continue;
-                    }
-                    Err(e) => return Err(format!("{}: {e}", p.display())),
-                }
-            }
-            let c = cur.as_mut().unwrap();
-            // Read what is there.
-            buf.clear();
-            let n = match &mut c.gz {
-                Some(d) => d.take(4 << 20).read_to_end(&mut buf),
-                None => (&mut c.file).take(4 << 20).read_to_end(&mut buf),
-            }
-            .map_err(|e| format!("{name}: {e}"))?;
-            if n > 0 {
-                if skipping {
-                    // Inside a line too long to keep: drop bytes up to its end.
-                    match buf.iter().position(|&b| b == b'\n') {
-                        Some(i) => {
-                            c.offset += i as u64 + 1;
-                            buf.drain(..=i);
-                            skipping = false;
-                        }
-                        None => {
-                            c.offset += buf.len() as u64;
-                            continue;
-                        }
-                    }
-                }
-                pending.extend_from_slice(&buf);
-                // Whole lines only; a partial line waits for its end.
-                let end = pending.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
-                if let Some(end) = end {
-                    let consumed = end as u64;
-                    self.lines(&pending[..end], sink)?;
-                    c.offset += consumed;
-                    pending.drain(..end);
-                    self.flush(sink, c)?;
-                }
-                if pending.len() > max_line {
-                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    (self.log)(&format!(
-                        "{name}: byte {}: a line longer than {max_line} bytes: skipped",
-                        c.offset
-                    ));
-                    c.offset += pending.len() as u64;
-                    pending.clear();
-                    skipping = true;
-                }
-                // Before the file holds FINGERPRINT bytes, its fingerprint grows with it.
-                if c.fingerprint_len < FINGERPRINT as u64 && c.gz.is_none() {
-                    use std::os::unix::fs::FileExt;
-                    let mut h = vec![0u8; FINGERPRINT];
-                    let mut got = 0;
-                    while got < FINGERPRINT {
-                        match c.file.read_at(&mut h[got..], got as u64) {
-                            Ok(0) => break,
-                            Ok(k) => got += k,
-                            Err(e) => return Err(format!("{name}: {e}")),
-                        }
-                    }
-                    c.fingerprint = digest(&h[..got]);
-                    c.fingerprint_len = got as u64;
-                }
+            if r.cur.is_none() && !self.open_next(&mut r)? {
+                std::thread::sleep(self.cfg.poll);
                 continue;
             }
-            // At the end of what is there.
-            if c.backup {
-                if !pending.is_empty() {
-                    self.partial(&pending, c.offset);
-                    pending.clear();
-                }
-                queue = self.following(&self.pos(c));
-                cur = None;
-                continue;
-            }
-            let meta = fs::metadata(&live);
-            match meta {
-                Ok(m) if m.ino() == c.inode => {
-                    let size = m.len();
-                    if size < c.offset + pending.len() as u64 || !begins_like(&live, &self.pos(c)) {
-                        // Copy-truncate: the rest of what we were reading is in the copy.
-                        self.stats.truncations.fetch_add(1, Ordering::Relaxed);
-                        let pos = self.pos(c);
-                        let copy = copies(&live)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .find(|b| pos.fingerprint_len > 0 && begins_like(b, &pos));
-                        let at = c.offset;
-                        pending.clear();
-                        match copy {
-                            Some(b) => {
-                                queue = vec![b, live.clone()];
-                                first_offset = Some(at);
-                            }
-                            None => {
-                                if at > 0 {
-                                    (self.log)(&format!(
-                                        "{name}: truncated in place after byte {at} and no copy \
-                                         beside it begins like it: reading it from its start"
-                                    ));
-                                }
-                                queue = vec![live.clone()];
-                            }
-                        }
-                        cur = None;
-                        continue;
-                    }
-                    self.stats
-                        .lag_bytes
-                        .store(size.saturating_sub(c.offset), Ordering::Relaxed);
-                    std::thread::sleep(self.cfg.poll);
-                }
-                Ok(_) => {
-                    // Renamed away (rotated) and a new file is there: this one is complete once
-                    // read to its end, which it now is, unless the writer still had it open.
-                    // Read again once to be sure, then move on.
-                    let mut more = Vec::new();
-                    c.file
-                        .read_to_end(&mut more)
-                        .map_err(|e| format!("{name}: {e}"))?;
-                    if !more.is_empty() {
-                        pending.extend_from_slice(&more);
-                        let end = pending
-                            .iter()
-                            .rposition(|&b| b == b'\n')
-                            .map_or(0, |i| i + 1);
-                        self.lines(&pending[..end], sink)?;
-                        c.offset += end as u64;
-                        pending.drain(..end);
-                        self.flush(sink, c)?;
-                    }
-                    if !pending.is_empty() {
-                        self.partial(&pending, c.offset);
-                        pending.clear();
-                    }
-                    self.stats.rotations.fetch_add(1, Ordering::Relaxed);
-                    queue = self.following(&self.pos(c));
-                    cur = None;
-                }
-                Err(_) => std::thread::sleep(self.cfg.poll),
+            if !self.read_more(&mut r, sink)? {
+                self.at_end(&mut r, sink)?;
             }
         }
+        Ok(())
+    }
+
+    /// Opens the next file to read (the live file when nothing else is queued); `false` when
+    /// it is not there (yet).
+    fn open_next(&self, r: &mut Reading) -> Result<bool, String> {
+        let live = &self.cfg.path;
+        if r.queue.is_empty() {
+            r.queue.push(live.clone());
+        }
+        let p = r.queue.remove(0);
+        let backup = !r.queue.is_empty() || &p != live;
+        let offset = r.first_offset.take().unwrap_or(0);
+        match self.open(&p, backup, offset) {
+            Ok(c) => {
+                r.pending.clear();
+                r.skipping = false;
+                r.cur = Some(c);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let gz = PathBuf::from(format!("{}.gz", p.display()));
+                if &p != live && gz.exists() {
+                    // Compressed meanwhile: the same lines, gzipped.
+                    r.queue.insert(0, gz);
+                    r.first_offset = Some(offset);
+                    return self.open_next(r);
+                }
+                if &p != live {
+                    (self.log)(&format!("{}: vanished before it was read", p.display()));
+                }
+                Ok(false)
+            }
+            Err(e) => Err(format!("{}: {e}", p.display())),
+        }
+    }
+
+    /// Reads what the current file holds now and hands its whole lines to `sink` (a line too
+    /// long to keep is skipped and logged); `false` at the end of what is there.
+    fn read_more(&self, r: &mut Reading, sink: &mut dyn Sink) -> Result<bool, String> {
+        let name = self.cfg.path.display().to_string();
+        let c = r.cur.as_mut().expect("a file is open");
+        r.buf.clear();
+        let n = match &mut c.gz {
+            Some(d) => d.take(4 << 20).read_to_end(&mut r.buf),
+            None => (&mut c.file).take(4 << 20).read_to_end(&mut r.buf),
+        }
+        .map_err(|e| format!("{name}: {e}"))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if r.skipping {
+            // Inside a line too long to keep: drop bytes up to its end.
+            match r.buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    c.offset += i as u64 + 1;
+                    r.buf.drain(..=i);
+                    r.skipping = false;
+                }
+                None => {
+                    c.offset += r.buf.len() as u64;
+                    return Ok(true);
+                }
+            }
+        }
+        r.pending.extend_from_slice(&r.buf);
+        // Whole lines only; a partial line waits for its end.
+        if let Some(end) = r.pending.iter().rposition(|&b| b == b'\n').map(|i| i + 1) {
+            self.lines(&r.pending[..end], sink)?;
+            c.offset += end as u64;
+            r.pending.drain(..end);
+            self.flush(sink, c)?;
+        }
+        if r.pending.len() > r.max_line {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            (self.log)(&format!(
+                "{name}: byte {}: a line longer than {} bytes: skipped",
+                c.offset, r.max_line
+            ));
+            c.offset += r.pending.len() as u64;
+            r.pending.clear();
+            r.skipping = true;
+        }
+        // Before the file holds FINGERPRINT bytes, its fingerprint grows with it.
+        if c.fingerprint_len < FINGERPRINT as u64 && c.gz.is_none() {
+            use std::os::unix::fs::FileExt;
+            let mut h = vec![0u8; FINGERPRINT];
+            let mut got = 0;
+            while got < FINGERPRINT {
+                match c.file.read_at(&mut h[got..], got as u64) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+            }
+            c.fingerprint = digest(&h[..got]);
+            c.fingerprint_len = got as u64;
+        }
+        Ok(true)
+    }
+
+    /// At the end of what the current file holds: a backup is done (on to what follows it);
+    /// the live file is waited on, unless it was truncated in place (copy-truncate) or
+    /// renamed away (rotated).
+    fn at_end(&self, r: &mut Reading, sink: &mut dyn Sink) -> Result<(), String> {
+        let live = &self.cfg.path;
+        let c = r.cur.as_mut().expect("a file is open");
+        if c.backup {
+            if !r.pending.is_empty() {
+                self.partial(&r.pending, c.offset);
+                r.pending.clear();
+            }
+            r.queue = self.following(&self.pos(c));
+            r.cur = None;
+            return Ok(());
+        }
+        match fs::metadata(live) {
+            Ok(m) if m.ino() == c.inode => {
+                let size = m.len();
+                if size < c.offset + r.pending.len() as u64 || !begins_like(live, &self.pos(c)) {
+                    self.truncated(r);
+                    return Ok(());
+                }
+                self.stats
+                    .lag_bytes
+                    .store(size.saturating_sub(c.offset), Ordering::Relaxed);
+                std::thread::sleep(self.cfg.poll);
+            }
+            Ok(_) => self.rotated(r, sink)?,
+            Err(_) => std::thread::sleep(self.cfg.poll),
+        }
+        Ok(())
+    }
+
+    /// Copy-truncate: the rest of what was being read is in the copy beside the live file
+    /// (the one that begins like it), then the live file from its start.
+    fn truncated(&self, r: &mut Reading) {
+        let live = &self.cfg.path;
+        let name = live.display();
+        let c = r.cur.take().expect("a file is open");
+        self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+        let pos = self.pos(&c);
+        let copy = copies(live)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|b| pos.fingerprint_len > 0 && begins_like(b, &pos));
+        let at = c.offset;
+        r.pending.clear();
+        match copy {
+            Some(b) => {
+                r.queue = vec![b, live.clone()];
+                r.first_offset = Some(at);
+            }
+            None => {
+                if at > 0 {
+                    (self.log)(&format!(
+                        "{name}: truncated in place after byte {at} and no copy beside it \
+                         begins like it: reading it from its start"
+                    ));
+                }
+                r.queue = vec![live.clone()];
+            }
+        }
+    }
+
+    /// Renamed away (rotated) and a new file is there: the one being read is complete once
+    /// read to its end, which it now is, unless the writer still had it open. It is read once
+    /// more to be sure; then on to the backups after it and the live file.
+    fn rotated(&self, r: &mut Reading, sink: &mut dyn Sink) -> Result<(), String> {
+        let name = self.cfg.path.display().to_string();
+        let mut c = r.cur.take().expect("a file is open");
+        let mut more = Vec::new();
+        c.file
+            .read_to_end(&mut more)
+            .map_err(|e| format!("{name}: {e}"))?;
+        if !more.is_empty() {
+            r.pending.extend_from_slice(&more);
+            let end = r
+                .pending
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            self.lines(&r.pending[..end], sink)?;
+            c.offset += end as u64;
+            r.pending.drain(..end);
+            self.flush(sink, &c)?;
+        }
+        if !r.pending.is_empty() {
+            self.partial(&r.pending, c.offset);
+            r.pending.clear();
+        }
+        self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+        r.queue = self.following(&self.pos(&c));
         Ok(())
     }
 

@@ -70,34 +70,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("kaudit-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // Traffic: enough distinct events that nothing repeats during the run.
-    let n_events = 4_000_000u64;
-    let log = dir.join("audit.log");
-    eprintln!("generating {n_events} events...");
-    let st = Command::new(exe)
-        .args([
-            "gen",
-            "-n",
-            &n_events.to_string(),
-            "--seed",
-            "3",
-            "--span",
-            "24h",
-            "--out",
-        ])
-        .arg(&log)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let text = std::fs::read_to_string(&log).unwrap();
-    let bodies: Vec<Vec<u8>> = text
-        .lines()
-        .collect::<Vec<_>>()
-        .chunks(400)
-        .map(kaudit_testkit::event_list)
-        .collect();
-    drop(text);
-    let _ = std::fs::remove_file(&log);
+    let bodies = corpus(exe, &dir);
     let addr = format!("127.0.0.1:{}", kaudit_testkit::free_port());
     let cfg = dir.join("kaudit.yaml");
     std::fs::write(
@@ -171,6 +144,102 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    let (bodies, load) = drive(bodies, conns, secs, &connect);
+    let (evaluated, caught_up) = detection(&connect);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = server.wait();
+    let mut l = load.latencies;
+    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+            * 1000.0
+    };
+    let n = load.acked;
+    let bytes: usize = bodies.iter().take(n as usize / 400).map(|b| b.len()).sum();
+    let elapsed = load.elapsed;
+    println!(
+        "serve load ({}): {conns} connections, {elapsed:.1} s: {n} events acknowledged durably, {:.0} events/s ({:.0} MB/s of JSON); \
+         400-event batch ack p50 {:.1} ms, p99 {:.1} ms; {} refused (429/503); server peak RSS {hwm}",
+        if tls { "HTTPS" } else { "HTTP" },
+        n as f64 / elapsed,
+        bytes as f64 / elapsed / 1e6,
+        pct(0.5),
+        pct(0.99),
+        load.refused,
+    );
+    match (evaluated, caught_up) {
+        (Some(e), Some(c)) => println!(
+            "  live detection: {e:.0} of {n} events evaluated while the load ran ({:.0}%), all of them {c:.1} s after it stopped",
+            100.0 * e / n.max(1) as f64
+        ),
+        (Some(e), None) => {
+            println!("  live detection: {e:.0} of {n} evaluated; not caught up in 300 s")
+        }
+        _ => println!("  live detection: off"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kaudit gen` traffic in webhook bodies of 400 events: enough distinct events that nothing
+/// repeats during the run.
+fn corpus(exe: &str, dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let n_events = 4_000_000u64;
+    let log = dir.join("audit.log");
+    eprintln!("generating {n_events} events...");
+    let st = Command::new(exe)
+        .args([
+            "gen",
+            "-n",
+            &n_events.to_string(),
+            "--seed",
+            "3",
+            "--span",
+            "24h",
+            "--out",
+        ])
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let bodies: Vec<Vec<u8>> = text
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(400)
+        .map(kaudit_testkit::event_list)
+        .collect();
+    drop(text);
+    let _ = std::fs::remove_file(&log);
+    bodies
+}
+
+/// What the load did.
+struct Load {
+    acked: u64,
+    refused: u64,
+    /// Seconds from sending a batch to its 200.
+    latencies: Vec<f64>,
+    elapsed: f64,
+}
+
+/// `conns` connections each sending the next body as soon as the previous one is answered,
+/// for `secs` seconds or until every body was sent; refusals are retried after 100 ms.
+fn drive(
+    bodies: Vec<Vec<u8>>,
+    conns: usize,
+    secs: u64,
+    connect: &(impl Fn() -> BufReader<Box<dyn ReadWrite>> + Clone + Send + 'static),
+) -> (Arc<Vec<Vec<u8>>>, Load) {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -225,7 +294,19 @@ fn main() {
     for t in threads {
         t.join().unwrap();
     }
-    // Live detection: how far it got during the load, and how long until it caught up.
+    let latencies = lat.lock().unwrap().clone();
+    let load = Load {
+        acked: acked.load(Ordering::Relaxed),
+        refused: refused.load(Ordering::Relaxed),
+        latencies,
+        elapsed,
+    };
+    (bodies, load)
+}
+
+/// Live detection: how many events it had evaluated when the load stopped (`None`: off), and
+/// how long after that it caught up.
+fn detection(connect: &impl Fn() -> BufReader<Box<dyn ReadWrite>>) -> (Option<f64>, Option<f64>) {
     let metric = |name: &str| -> Option<f64> {
         let mut r = connect();
         let s = r.get_mut();
@@ -252,45 +333,5 @@ fn main() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default();
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = server.wait();
-    let mut l = lat.lock().unwrap().clone();
-    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(0.0)
-            * 1000.0
-    };
-    let n = acked.load(Ordering::Relaxed);
-    let bytes: usize = bodies.iter().take(n as usize / 400).map(|b| b.len()).sum();
-    println!(
-        "serve load ({}): {conns} connections, {elapsed:.1} s: {n} events acknowledged durably, {:.0} events/s ({:.0} MB/s of JSON); \
-         400-event batch ack p50 {:.1} ms, p99 {:.1} ms; {} refused (429/503); server peak RSS {hwm}",
-        if tls { "HTTPS" } else { "HTTP" },
-        n as f64 / elapsed,
-        bytes as f64 / elapsed / 1e6,
-        pct(0.5),
-        pct(0.99),
-        refused.load(Ordering::Relaxed),
-    );
-    match (evaluated, caught_up) {
-        (Some(e), Some(c)) => println!(
-            "  live detection: {e:.0} of {n} events evaluated while the load ran ({:.0}%), all of them {c:.1} s after it stopped",
-            100.0 * e / n.max(1) as f64
-        ),
-        (Some(e), None) => {
-            println!("  live detection: {e:.0} of {n} evaluated; not caught up in 300 s")
-        }
-        _ => println!("  live detection: off"),
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    (evaluated, caught_up)
 }

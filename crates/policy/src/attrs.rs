@@ -262,7 +262,7 @@ fn unescape_selector(s: &str) -> String {
 
 /// Percent-decodes; `plus` turns `+` into a space (query strings). Invalid escapes are kept.
 fn percent_decode(s: &str, plus: bool) -> Cow<'_, str> {
-    if !s.contains('%') && !(plus && s.contains('+')) {
+    if !(s.contains('%') || plus && s.contains('+')) {
         return Cow::Borrowed(s);
     }
     let b = s.as_bytes();

@@ -368,8 +368,9 @@ impl Cx {
         let mut out: Vec<(&Key, &Node)> = Vec::new();
         for (i, (k, v)) in entries.iter().enumerate() {
             let fpath = join(path, &k.name);
-            let is_known = known.contains(&k.name.as_str())
-                && !(k.name == "omitManagedFields" && !self.version.omit_managed_fields());
+            // omitManagedFields exists only from the release that added it.
+            let in_version = k.name != "omitManagedFields" || self.version.omit_managed_fields();
+            let is_known = known.contains(&k.name.as_str()) && in_version;
             if !is_known {
                 let m = unknown_field_message(&k.name, scope.clone(), self.version);
                 self.diag(Severity::Warning, "unknown-field", &fpath, k.pos, m);

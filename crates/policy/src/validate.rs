@@ -70,7 +70,8 @@ pub fn validate(p: &Policy, version: K8sVersion, pos: &Positions, out: &mut Vec<
             // kube-apiserver's path has no index here (rules[i].resources.group); ours adds it,
             // so the position points at the right entry.
             let gp = format!("{rp}.resources[{j}].group");
-            if !gr.group.is_empty() && !(gr.group == "*" && version.group_wildcard()) {
+            let wildcard = gr.group == "*" && version.group_wildcard();
+            if !(gr.group.is_empty() || wildcard) {
                 let msgs = dns1123_subdomain(&gr.group);
                 if !msgs.is_empty() {
                     let extra = if gr.group == "*" {

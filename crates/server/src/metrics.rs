@@ -109,134 +109,158 @@ impl Metrics {
             sink_backlog: Family::default(),
             registry: Registry::default(),
         };
+        m.register_ingest(&mut r);
+        m.register_store(&mut r);
+        m.register_tailers(&mut r);
+        m.register_detection(&mut r);
+        Metrics { registry: r, ..m }
+    }
+
+    /// Receiving: events received, stored and deduplicated, refusals, acknowledgement time, bodies queued.
+    fn register_ingest(&self, r: &mut Registry) {
         r.register(
             "events_received",
             "Events received (webhook and tailers), per cluster",
-            m.received.clone(),
+            self.received.clone(),
         );
         r.register(
             "events_stored",
             "Events made durable, per cluster",
-            m.stored.clone(),
+            self.stored.clone(),
         );
         r.register(
             "events_deduplicated",
             "Events already stored (same cluster, auditID, request time and stage), skipped",
-            m.duplicates.clone(),
+            self.duplicates.clone(),
         );
         r.register(
             "batches_rejected",
             "Webhook requests refused, per cluster (\"\" when unauthenticated) and HTTP status",
-            m.rejected.clone(),
+            self.rejected.clone(),
         );
         r.register(
             "batch_ack_seconds",
             "Time from a webhook request's arrival to its durable acknowledgement",
-            m.ack_seconds.clone(),
+            self.ack_seconds.clone(),
         );
         r.register(
             "queued_bytes",
             "Webhook bodies received and waiting for the disk",
-            m.queued_bytes.clone(),
+            self.queued_bytes.clone(),
         );
+    }
+
+    /// The store: events, WAL and segment bytes, seals waiting, dedup keys in memory.
+    fn register_store(&self, r: &mut Registry) {
         r.register(
             "store_events",
             "Events in the store's tree (including those retention removed)",
-            m.store_events.clone(),
+            self.store_events.clone(),
         );
         r.register(
             "wal_bytes",
             "Bytes in write-ahead log files",
-            m.wal_bytes.clone(),
+            self.wal_bytes.clone(),
         );
         r.register(
             "segment_bytes",
             "Bytes in sealed segments",
-            m.segment_bytes.clone(),
+            self.segment_bytes.clone(),
         );
-        r.register("segments", "Sealed segments", m.segments.clone());
+        r.register("segments", "Sealed segments", self.segments.clone());
         r.register(
             "pending_seals",
             "Complete WAL files waiting to be sealed",
-            m.pending_seals.clone(),
+            self.pending_seals.clone(),
         );
         r.register(
             "dedup_hot_keys",
             "Requests whose dedup keys are held in memory",
-            m.dedup_hot_keys.clone(),
+            self.dedup_hot_keys.clone(),
         );
+    }
+
+    /// Tailers, and readiness.
+    fn register_tailers(&self, r: &mut Registry) {
         r.register(
             "tail_lag_bytes",
             "Bytes of a tailed file not yet read",
-            m.tail_lag_bytes.clone(),
+            self.tail_lag_bytes.clone(),
         );
-        r.register("tail_lines", "Lines read by a tailer", m.tail_lines.clone());
+        r.register(
+            "tail_lines",
+            "Lines read by a tailer",
+            self.tail_lines.clone(),
+        );
         r.register(
             "tail_malformed",
             "Lines a tailer could not decode (skipped and logged)",
-            m.tail_malformed.clone(),
+            self.tail_malformed.clone(),
         );
         r.register(
             "ready",
             "1 when the store is open and events are accepted",
-            m.ready.clone(),
+            self.ready.clone(),
         );
+    }
+
+    /// Live detection, stored alerts and their delivery by sinks.
+    fn register_detection(&self, r: &mut Registry) {
         r.register(
             "detect_rules",
             "Detection rules running on stored events",
-            m.detect_rules.clone(),
+            self.detect_rules.clone(),
         );
         r.register(
             "detect_events",
             "Stored events evaluated by the detection rules",
-            m.detect_events.clone(),
+            self.detect_events.clone(),
         );
         r.register(
             "detect_lag_events",
             "Stored events waiting to be evaluated",
-            m.detect_lag.clone(),
+            self.detect_lag.clone(),
         );
         r.register(
             "alerts",
             "Alerts stored, per rule and severity",
-            m.alerts.clone(),
+            self.alerts.clone(),
         );
         r.register(
             "alerts_deduplicated",
             "Alerts raised again (after a restart) and not stored twice",
-            m.alerts_deduplicated.clone(),
+            self.alerts_deduplicated.clone(),
         );
         r.register(
             "alert_deliveries",
             "Alerts delivered, per sink",
-            m.sink_delivered.clone(),
+            self.sink_delivered.clone(),
         );
         r.register(
             "alert_summaries",
             "Summaries of throttled alerts delivered, per sink",
-            m.sink_summaries.clone(),
+            self.sink_summaries.clone(),
         );
         r.register(
             "alerts_suppressed",
             "Alerts withheld by throttling (and counted in a summary), per sink",
-            m.sink_suppressed.clone(),
+            self.sink_suppressed.clone(),
         );
         r.register(
             "alerts_filtered",
             "Alerts a sink does not take (its severity or rule filter), per sink",
-            m.sink_filtered.clone(),
+            self.sink_filtered.clone(),
         );
         r.register(
             "alert_delivery_failures",
             "Failed delivery attempts (retried with backoff), per sink",
-            m.sink_failures.clone(),
+            self.sink_failures.clone(),
         );
         r.register(
             "alert_sink_backlog",
             "Alerts stored and not yet handled by a sink",
-            m.sink_backlog.clone(),
+            self.sink_backlog.clone(),
         );
-        Metrics { registry: r, ..m }
     }
 
     pub fn encode(&self) -> String {

@@ -133,6 +133,99 @@ async fn stored(c: &Client) -> u64 {
         .unwrap_or(0)
 }
 
+/// (what, headers, body, expected status).
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+
+/// Bodies and headers kube-apiserver would never send, and what each must get; `good` is a
+/// valid one-event body.
+fn bad_inputs(good: &[u8]) -> Vec<Case<'static>> {
+    let good = good.to_vec();
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![b' '; 64 << 20]).unwrap();
+    let bomb = bomb.finish().unwrap();
+    let huge = event_list(&[event(90_001, "ResponseComplete").replace(
+        "\"level\":\"Metadata\"",
+        &format!(
+            "\"level\":\"Metadata\",\"annotations\":{{\"x\":\"{}\"}}",
+            "a".repeat(3 << 20)
+        ),
+    )]);
+    let gzip = ("Content-Encoding", "gzip");
+    vec![
+        (
+            "malformed JSON",
+            vec![JSON, AUTH],
+            b"{\"kind\":\"EventList\",".to_vec(),
+            400,
+        ),
+        ("not JSON", vec![JSON, AUTH], b"hello".to_vec(), 400),
+        (
+            "wrong kind",
+            vec![JSON, AUTH],
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replace("EventList", "PodList")
+                .into_bytes(),
+            400,
+        ),
+        (
+            "wrong apiVersion",
+            vec![JSON, AUTH],
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replace("audit.k8s.io/v1", "audit.k8s.io/v2")
+                .into_bytes(),
+            400,
+        ),
+        (
+            "truncated body",
+            vec![JSON, AUTH],
+            good[..good.len() / 2].to_vec(),
+            400,
+        ),
+        (
+            "a bad item among good ones",
+            vec![JSON, AUTH],
+            event_list(&[event(90_002, "ResponseComplete"), "{\"stage\":42}".into()]),
+            400,
+        ),
+        ("a huge single event", vec![JSON, AUTH], huge, 413),
+        ("a decompression bomb", vec![JSON, AUTH, gzip], bomb, 413),
+        (
+            "gzip that is not gzip",
+            vec![JSON, AUTH, gzip],
+            good.clone(),
+            400,
+        ),
+        (
+            "unknown encoding",
+            vec![JSON, AUTH, ("Content-Encoding", "br")],
+            good.clone(),
+            415,
+        ),
+        (
+            "wrong content type",
+            vec![("Content-Type", "text/plain"), AUTH],
+            good.clone(),
+            415,
+        ),
+        ("no content type", vec![AUTH], good.clone(), 415),
+        ("no credentials", vec![JSON], good.clone(), 401),
+        (
+            "a wrong token",
+            vec![JSON, ("Authorization", "Bearer prod-tokeN")],
+            good.clone(),
+            401,
+        ),
+        (
+            "basic auth",
+            vec![JSON, ("Authorization", "Basic cHJvZDpwcm9k")],
+            good.clone(),
+            401,
+        ),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
@@ -213,94 +306,11 @@ async fn webhook_as_the_apiserver_drives_it_and_bad_input() {
 
     // The bad-input suite: (what, headers, body, expected status).
     let good = event_list(&[event(90_000, "ResponseComplete")]);
+    let gzip = ("Content-Encoding", "gzip");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&good).unwrap();
     let gz_good = gz.finish().unwrap();
-    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    bomb.write_all(&vec![b' '; 64 << 20]).unwrap();
-    let bomb = bomb.finish().unwrap();
-    let huge = event_list(&[event(90_001, "ResponseComplete").replace(
-        "\"level\":\"Metadata\"",
-        &format!(
-            "\"level\":\"Metadata\",\"annotations\":{{\"x\":\"{}\"}}",
-            "a".repeat(3 << 20)
-        ),
-    )]);
-    let gzip = ("Content-Encoding", "gzip");
-    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
-    let cases: Vec<Case> = vec![
-        (
-            "malformed JSON",
-            vec![JSON, AUTH],
-            b"{\"kind\":\"EventList\",".to_vec(),
-            400,
-        ),
-        ("not JSON", vec![JSON, AUTH], b"hello".to_vec(), 400),
-        (
-            "wrong kind",
-            vec![JSON, AUTH],
-            String::from_utf8(good.clone())
-                .unwrap()
-                .replace("EventList", "PodList")
-                .into_bytes(),
-            400,
-        ),
-        (
-            "wrong apiVersion",
-            vec![JSON, AUTH],
-            String::from_utf8(good.clone())
-                .unwrap()
-                .replace("audit.k8s.io/v1", "audit.k8s.io/v2")
-                .into_bytes(),
-            400,
-        ),
-        (
-            "truncated body",
-            vec![JSON, AUTH],
-            good[..good.len() / 2].to_vec(),
-            400,
-        ),
-        (
-            "a bad item among good ones",
-            vec![JSON, AUTH],
-            event_list(&[event(90_002, "ResponseComplete"), "{\"stage\":42}".into()]),
-            400,
-        ),
-        ("a huge single event", vec![JSON, AUTH], huge, 413),
-        ("a decompression bomb", vec![JSON, AUTH, gzip], bomb, 413),
-        (
-            "gzip that is not gzip",
-            vec![JSON, AUTH, gzip],
-            good.clone(),
-            400,
-        ),
-        (
-            "unknown encoding",
-            vec![JSON, AUTH, ("Content-Encoding", "br")],
-            good.clone(),
-            415,
-        ),
-        (
-            "wrong content type",
-            vec![("Content-Type", "text/plain"), AUTH],
-            good.clone(),
-            415,
-        ),
-        ("no content type", vec![AUTH], good.clone(), 415),
-        ("no credentials", vec![JSON], good.clone(), 401),
-        (
-            "a wrong token",
-            vec![JSON, ("Authorization", "Bearer prod-tokeN")],
-            good.clone(),
-            401,
-        ),
-        (
-            "basic auth",
-            vec![JSON, ("Authorization", "Basic cHJvZDpwcm9k")],
-            good.clone(),
-            401,
-        ),
-    ];
+    let cases = bad_inputs(&good);
     for (what, headers, body, want) in cases {
         let r = client.post(&headers, &body).await.unwrap();
         assert_eq!(r.status, want, "{what}: {}", r.body);

@@ -164,7 +164,7 @@ impl Cluster {
             1 + rng.below(40)
         );
         let (plain, managed, rv) = self.object(Body {
-            kind: kind,
+            kind,
             api_version: "apps/v1",
             ns: &ns,
             name: &obj_name,

@@ -343,7 +343,7 @@ impl Cluster {
         } else {
             format!("/apis/{group}/{version}")
         };
-        if !ns.is_empty() && !(resource == "namespaces") {
+        if !ns.is_empty() && resource != "namespaces" {
             uri.push_str(&format!("/namespaces/{ns}"));
         }
         uri.push('/');

@@ -257,11 +257,11 @@ impl Cluster {
         }
         let (plain, managed, rv) = self.object(Body { kind: "Deployment", api_version: "apps/v1", ns: &ns, name: &name, uid: &uid, rest: &format!(",\"spec\":{{\"replicas\":3,\"template\":{{\"spec\":{{\"containers\":[{{\"name\":\"app\",\"image\":\"{image}\"}}]}}}}}}"), manager: "argocd-controller" });
         r.respond(plain, managed);
-        if let Some(o) = r.object.as_mut() {
-            if verb != "create" {
-                o.uid = uid;
-                o.resource_version = rv;
-            }
+        if let Some(o) = r.object.as_mut()
+            && verb != "create"
+        {
+            o.uid = uid;
+            o.resource_version = rv;
         }
         r.duration_micros = 8_000 + rng.below(40_000) as i64;
         r
@@ -390,7 +390,7 @@ impl Cluster {
         ));
         let uid = rng.uuid();
         let (plain, managed, _) = self.object(Body {
-            kind: kind,
+            kind,
             api_version: "rbac.authorization.k8s.io/v1",
             ns: &ns,
             name: &name,
@@ -449,10 +449,8 @@ impl Cluster {
             duration_micros: 300,
             ..Default::default()
         };
-        self.resource(
-            &mut r,
-            Target::new(*rng.pick(&["secrets", "pods", "configmaps"])).ns(&ns),
-        );
+        let resource = *rng.pick(&["secrets", "pods", "configmaps"]);
+        self.resource(&mut r, Target::new(resource).ns(&ns));
         let methods = *rng.pick(&[
             "Authentication failed, attempted: bearer",
             "Authentication failed, no credentials provided",
@@ -532,7 +530,7 @@ impl Cluster {
             if sub.is_empty() {
                 String::new()
             } else {
-                format!(" in API group \"\"")
+                " in API group \"\"".to_string()
             }
         );
         r.status = Some(("Failure", "Forbidden", msg));

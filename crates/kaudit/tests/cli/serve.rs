@@ -73,43 +73,7 @@ fn setup_prints_the_wiring_with_this_servers_credentials() {
 fn serve_detects_live_like_detect_offline() {
     let dir = tmp("live-detect");
     let log = dir.join("audit.log");
-    let mut all = String::new();
-    let mut traces: Vec<PathBuf> =
-        std::fs::read_dir(root().join("test_data/events/falco-trace-files"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-    traces.sort();
-    for t in &traces {
-        for line in std::fs::read_to_string(t).unwrap().lines() {
-            if !line.trim().is_empty() {
-                all.push_str(line.trim());
-                all.push('\n');
-            }
-        }
-    }
-    std::fs::write(&log, &all).unwrap();
-    let key = |v: &serde_json::Value| {
-        format!(
-            "{} {}",
-            v["rule"].as_str().unwrap(),
-            v["auditID"].as_str().unwrap()
-        )
-    };
-    let o = kaudit(
-        &["detect", "--output", "ndjson", log.to_str().unwrap()],
-        None,
-    );
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let mut offline: Vec<String> = text(&o.stdout)
-        .lines()
-        .map(|l| key(&serde_json::from_str(l).unwrap()))
-        .collect();
-    offline.sort();
-    offline.dedup();
-    assert!(offline.len() > 20, "{offline:?}");
-
+    let offline = detect_offline(&log);
     let port = kaudit_testkit::free_port();
     let data = dir.join("data");
     let sink = dir.join("sink.jsonl");
@@ -157,7 +121,7 @@ fn serve_detects_live_like_detect_offline() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let mut live: Vec<String> = text(&o.stdout)
         .lines()
-        .map(|l| key(&serde_json::from_str(l).unwrap()))
+        .map(|l| alert_key(&serde_json::from_str(l).unwrap()))
         .collect();
     live.sort();
     assert_eq!(
@@ -177,6 +141,56 @@ fn serve_detects_live_like_detect_offline() {
             .all(|d| d["kind"] == "alert" && d["cluster"] == "lab")
     );
 
+    alerts_filters(&dir.join("data"), &offline, live.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An alert as `rule auditID`.
+fn alert_key(v: &serde_json::Value) -> String {
+    format!(
+        "{} {}",
+        v["rule"].as_str().unwrap(),
+        v["auditID"].as_str().unwrap()
+    )
+}
+
+/// Writes Falco's trace files into one log at `log` and runs `kaudit detect` over it: the
+/// alerts (as [`alert_key`]), sorted and unique.
+fn detect_offline(log: &std::path::Path) -> Vec<String> {
+    let mut all = String::new();
+    let mut traces: Vec<PathBuf> =
+        std::fs::read_dir(root().join("test_data/events/falco-trace-files"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+    traces.sort();
+    for t in &traces {
+        for line in std::fs::read_to_string(t).unwrap().lines() {
+            if !line.trim().is_empty() {
+                all.push_str(line.trim());
+                all.push('\n');
+            }
+        }
+    }
+    std::fs::write(log, &all).unwrap();
+    let o = kaudit(
+        &["detect", "--output", "ndjson", log.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut offline: Vec<String> = text(&o.stdout)
+        .lines()
+        .map(|l| alert_key(&serde_json::from_str(l).unwrap()))
+        .collect();
+    offline.sort();
+    offline.dedup();
+    assert!(offline.len() > 20, "{offline:?}");
+    offline
+}
+
+/// `kaudit alerts` filters (rule glob, limit, sinks, a bad time) over the stored alerts.
+fn alerts_filters(data: &std::path::Path, offline: &[String], stored: usize) {
     // Filters and the table.
     let o = kaudit(
         &[
@@ -207,7 +221,7 @@ fn serve_detects_live_like_detect_offline() {
     assert!(o.status.success());
     assert_eq!(text(&o.stdout).lines().count(), 4, "{}", text(&o.stdout));
     assert!(
-        text(&o.stderr).contains(&format!("3 of {}", live.len())),
+        text(&o.stderr).contains(&format!("3 of {}", stored)),
         "{}",
         text(&o.stderr)
     );
@@ -228,5 +242,4 @@ fn serve_detects_live_like_detect_offline() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("--since"), "{}", text(&o.stderr));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -131,15 +131,15 @@ fn shadowing(p: &crate::Policy, version: K8sVersion, out: &mut Vec<Finding>) {
         let mut remaining = cubes[j].clone();
         let mut winners: Vec<usize> = Vec::new();
         let mut gave_up = false;
-        for i in 0..j {
+        for (i, earlier) in cubes.iter().enumerate().take(j) {
             if !remaining
                 .iter()
-                .any(|a| cubes[i].iter().any(|b| space::overlaps(a, b)))
+                .any(|a| earlier.iter().any(|b| space::overlaps(a, b)))
             {
                 continue;
             }
             winners.push(i);
-            match space::subtract_all(std::mem::take(&mut remaining), &cubes[i], CUBE_LIMIT) {
+            match space::subtract_all(std::mem::take(&mut remaining), earlier, CUBE_LIMIT) {
                 Some(r) => remaining = r,
                 None => {
                     gave_up = true;
