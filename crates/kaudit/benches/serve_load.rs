@@ -7,7 +7,8 @@
 //! kube-apiserver connects. Default store settings, plus any YAML given in `LOAD_CONFIG`
 //! (e.g. `detect: {enabled: false}` to compare ingestion without live detection). Live
 //! detection's progress is read from `/metrics`: events evaluated during the run, and how
-//! long it took after the load stopped to evaluate the rest.
+//! long it took after the load stopped to evaluate the rest. `KAUDIT=path` drives another
+//! `kaudit` binary (an older build, to compare on the same day).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -66,7 +67,9 @@ fn main() {
     let conns: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
     // `tls` as third argument: HTTPS with the generated CA, as kube-apiserver connects.
     let tls = args.get(2).is_some_and(|a| a == "tls");
-    let exe = env!("CARGO_BIN_EXE_kaudit");
+    // KAUDIT=path times another build of `kaudit serve` (an older one, to compare).
+    let exe_owned = std::env::var("KAUDIT").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kaudit").into());
+    let exe = exe_owned.as_str();
     let dir = std::env::temp_dir().join(format!("kaudit-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
