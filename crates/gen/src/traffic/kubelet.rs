@@ -4,16 +4,20 @@ use super::{Body, Cluster, Target};
 use crate::{Request, Rng};
 
 impl Cluster {
+    /// A request from a random node's kubelet: (the node, the request).
+    fn from_kubelet(&self, rng: &mut Rng, verb: &'static str) -> (usize, Request) {
+        let n = self.node(rng);
+        let ip = self.nodes[n].ip.clone();
+        (
+            n,
+            self.base(verb, self.kubelet(n), &ip, &Self::kubelet_ua()),
+        )
+    }
+
     // --- kubelets -------------------------------------------------------------------------
 
     pub(super) fn lease_renew(&mut self, rng: &mut Rng) -> Request {
-        let n = self.node(rng);
-        let mut r = self.base(
-            "update",
-            self.kubelet(n),
-            &self.nodes[n].ip.clone(),
-            &Self::kubelet_ua(),
-        );
+        let (n, mut r) = self.from_kubelet(rng, "update");
         let name = self.nodes[n].name.clone();
         self.resource(
             &mut r,
@@ -51,13 +55,7 @@ impl Cluster {
     }
 
     pub(super) fn node_get(&mut self, rng: &mut Rng) -> Request {
-        let n = self.node(rng);
-        let mut r = self.base(
-            "get",
-            self.kubelet(n),
-            &self.nodes[n].ip.clone(),
-            &Self::kubelet_ua(),
-        );
+        let (n, mut r) = self.from_kubelet(rng, "get");
         let name = self.nodes[n].name.clone();
         self.resource(
             &mut r,
@@ -73,13 +71,7 @@ impl Cluster {
     }
 
     pub(super) fn node_status(&mut self, rng: &mut Rng) -> Request {
-        let n = self.node(rng);
-        let mut r = self.base(
-            "patch",
-            self.kubelet(n),
-            &self.nodes[n].ip.clone(),
-            &Self::kubelet_ua(),
-        );
+        let (n, mut r) = self.from_kubelet(rng, "patch");
         let name = self.nodes[n].name.clone();
         self.resource(
             &mut r,
@@ -109,13 +101,7 @@ impl Cluster {
     }
 
     pub(super) fn kubelet_watch(&mut self, rng: &mut Rng) -> Request {
-        let n = self.node(rng);
-        let mut r = self.base(
-            "watch",
-            self.kubelet(n),
-            &self.nodes[n].ip.clone(),
-            &Self::kubelet_ua(),
-        );
+        let (n, mut r) = self.from_kubelet(rng, "watch");
         let res = *rng.pick(&["pods", "configmaps", "secrets", "services"]);
         let q = if res == "pods" {
             format!(
