@@ -44,7 +44,8 @@ segs="$w/data/segments/*.parquet"
 # row whose `first` flag is set; the answer is how many and the 100 most recent.
 count_sql() { echo "select count(*) from read_parquet('$segs') where $1"; }
 list_sql() { echo "select time, user, verb, resource, subresource, namespace, name, code from read_parquet('$segs') where $1 order by time desc limit 100"; }
-all_sql() { echo "select time, user, verb, resource, subresource, namespace, name, code, audit_id from read_parquet('$segs') where $1 order by time"; }
+# Every matching request, with the columns kaudit's CSV has.
+all_sql() { echo "select time, cluster, user, verb, resource, subresource, namespace, name, code, source_ip, user_agent, audit_id, stage from read_parquet('$segs') where $1 order by time"; }
 # DuckDB in-process: the best of four runs of each statement, summed (query time only).
 duck() {
   python3 - "$@" <<'PY'
