@@ -6,7 +6,7 @@
 //! (The one place this crate writes files: it sits lowest in the stack, so every crate that
 //! saves state shares this.)
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -14,6 +14,16 @@ use std::path::Path;
 /// the file's directory (durably) if it does not exist. On error the old file is untouched and
 /// no temporary file is left.
 pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    write(path, data, false)
+}
+
+/// [`replace`], for a secret (a private key, a token): the file is readable by its owner
+/// only (mode 0600) from the moment it exists.
+pub fn replace_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    write(path, data, true)
+}
+
+fn write(path: &Path, data: &[u8], private: bool) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -24,8 +34,19 @@ pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = Path::new(&tmp);
+    // A temporary file left by a crash keeps its mode when opened again: start afresh.
+    let _ = fs::remove_file(tmp);
     let written = (|| {
-        let mut f = File::create(tmp)?;
+        let mut o = OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = o.open(tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(tmp, path)
@@ -88,6 +109,17 @@ mod tests {
         fs::create_dir_all(blocked.join("x")).unwrap();
         assert!(replace(&blocked, b"three").is_err());
         assert!(!dir.join("a/b/blocked.tmp").exists());
+        // A secret is never readable by others, even while it is being written.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = dir.join("a/key");
+            fs::write(dir.join("a/key.tmp"), "left by a crash").unwrap();
+            replace_private(&key, b"secret").unwrap();
+            assert_eq!(fs::read(&key).unwrap(), b"secret");
+            let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

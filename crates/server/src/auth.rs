@@ -28,14 +28,14 @@ pub fn token_file(path: &Path) -> Result<String, String> {
     Ok(t)
 }
 
-/// The token a configured cluster presents (its `token`, else its `token_file`'s), if it
-/// authenticates with one.
-pub fn token_of(c: &Client) -> Result<Option<String>, String> {
-    match (&c.token, &c.token_file) {
-        (Some(t), _) => Ok(Some(t.clone())),
-        (None, Some(f)) => token_file(f).map(Some),
-        (None, None) => Ok(None),
+/// The tokens a configured cluster may present: its `token` and its `token_file`'s (either,
+/// both or neither). The first is the one `kaudit setup` prints.
+pub fn tokens_of(c: &Client) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = c.token.iter().cloned().collect();
+    if let Some(f) = &c.token_file {
+        out.push(token_file(f)?);
     }
+    Ok(out)
 }
 
 /// The token generated on first start in `<data>/tls/` (the cluster `default`'s when no
@@ -53,8 +53,17 @@ pub fn credentials(cfg: &Config) -> Result<Credentials, String> {
     let mut tokens = HashMap::new();
     let mut cns = HashMap::new();
     for c in &cfg.clusters {
-        if let Some(t) = token_of(c)? {
-            tokens.insert(t, c.name.clone());
+        for t in tokens_of(c)? {
+            // One token, one cluster: a shared token would file one cluster's events under
+            // the other's name.
+            if let Some(other) = tokens.insert(t, c.name.clone())
+                && other != c.name
+            {
+                return Err(format!(
+                    "clusters {other:?} and {:?} present the same token: each cluster needs its own",
+                    c.name
+                ));
+            }
         }
         if let Some(cn) = &c.client_cn {
             cns.insert(cn.clone(), c.name.clone());
@@ -67,4 +76,61 @@ pub fn credentials(cfg: &Config) -> Result<Credentials, String> {
         cns.insert(tls::CLIENT_CN.to_string(), "default".into());
     }
     Ok((tokens, cns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_may_present_its_token_and_its_token_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prod.token");
+        std::fs::write(&file, "from-the-file-token\nignored second line\n").unwrap();
+        let cfg = Config::parse(&format!(
+            "data: {d}\nclusters:\n  - name: prod\n    token: inline-token-1\n    token_file: {f}\n  - name: dev\n    token_file: {f}\n  - name: certs\n    client_cn: kube-apiserver-certs\n",
+            d = dir.path().display(),
+            f = file.display()
+        ))
+        .unwrap();
+        let prod = &cfg.clusters[0];
+        assert_eq!(
+            tokens_of(prod).unwrap(),
+            ["inline-token-1", "from-the-file-token"]
+        );
+        assert!(tokens_of(&cfg.clusters[2]).unwrap().is_empty());
+        // The same token for two clusters is refused: whose events would they be?
+        let e = credentials(&cfg).unwrap_err();
+        assert!(
+            e.contains("\"prod\" and \"dev\"") && e.contains("same token"),
+            "{e}"
+        );
+        let mut cfg = cfg;
+        cfg.clusters.remove(1);
+        let (tokens, cns) = credentials(&cfg).unwrap();
+        assert_eq!(tokens["inline-token-1"], "prod");
+        assert_eq!(tokens["from-the-file-token"], "prod");
+        assert_eq!(cns["kube-apiserver-certs"], "certs");
+        assert!(
+            !cns.contains_key(tls::CLIENT_CN),
+            "no generated CN with clusters configured"
+        );
+
+        std::fs::write(&file, "short\n").unwrap();
+        let e = credentials(&cfg).unwrap_err();
+        assert!(e.contains("prod.token") && e.contains("at least 8"), "{e}");
+    }
+
+    #[test]
+    fn without_clusters_the_generated_credentials_are_the_default_clusters() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::parse(&format!("data: {}\n", dir.path().display())).unwrap();
+        let (tokens, cns) = credentials(&cfg).unwrap();
+        assert!(tokens.is_empty(), "nothing generated yet");
+        assert_eq!(cns[tls::CLIENT_CN], "default");
+        tls::ensure_generated(dir.path(), &[]).unwrap();
+        let t = generated_token(dir.path()).unwrap().unwrap();
+        assert!(t.len() >= 32, "{t}");
+        assert_eq!(credentials(&cfg).unwrap().0[&t], "default");
+    }
 }

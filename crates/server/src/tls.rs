@@ -12,7 +12,6 @@
 //! Both credentials map to the cluster `default` unless `clusters` says otherwise.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -62,22 +61,14 @@ impl Generated {
     }
 }
 
+/// Keys and the token: owner-only, replaced whole (a crash never leaves an empty one).
 fn write_private(p: &Path, text: &str) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(p)
-        .map_err(|e| format!("{}: {e}", p.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
+    kaudit_model::durable::replace_private(p, text.as_bytes())
         .map_err(|e| format!("{}: {e}", p.display()))
 }
 
 fn write_public(p: &Path, text: &str) -> Result<(), String> {
-    fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))
+    kaudit_model::durable::replace(p, text.as_bytes()).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 fn host_name() -> Option<String> {
@@ -91,7 +82,8 @@ fn host_name() -> Option<String> {
 pub fn ensure_generated(data: &Path, hosts: &[String]) -> Result<Generated, String> {
     let g = Generated::new(data);
     let err = |e: rcgen::Error| format!("generating certificates: {e}");
-    fs::create_dir_all(&g.dir).map_err(|e| format!("{}: {e}", g.dir.display()))?;
+    kaudit_model::durable::create_dir_all(&g.dir)
+        .map_err(|e| format!("{}: {e}", g.dir.display()))?;
     if !g.ca().exists() || !g.ca_key().exists() {
         let key = KeyPair::generate().map_err(err)?;
         let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;

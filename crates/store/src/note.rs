@@ -24,6 +24,8 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use kaudit_model::durable;
+
 use crate::merkle::Hash;
 
 /// The key that signs checkpoints and retention records.
@@ -50,14 +52,14 @@ impl Keys {
 
     /// Saves the private key (PKCS#8 PEM, mode 0600), the public key (SPKI PEM) and the origin.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)?;
+        durable::create_dir_all(dir)?;
         let signing = self.signing.as_ref().expect("a signing key to save");
         let pem = signing
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        write_private(&dir.join("signing.key"), pem.as_bytes())?;
-        fs::write(dir.join("signing.pub"), self.public_pem())?;
-        fs::write(dir.join("origin"), format!("{}\n", self.origin))?;
+        durable::replace_private(&dir.join("signing.key"), pem.as_bytes())?;
+        durable::replace(&dir.join("signing.pub"), self.public_pem().as_bytes())?;
+        durable::replace(&dir.join("origin"), format!("{}\n", self.origin).as_bytes())?;
         Ok(())
     }
 
@@ -176,25 +178,6 @@ impl Keys {
             u32::from_be_bytes(want)
         ))
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
-    fs::write(path, data)
 }
 
 /// A tree head: what a checkpoint says.

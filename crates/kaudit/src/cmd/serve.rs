@@ -164,7 +164,11 @@ pub fn setup(a: SetupArgs) -> Result<ExitCode> {
                         a.cluster
                     )
                 })?;
-            match auth::token_of(cl).map_err(|e| anyhow!(e))? {
+            match auth::tokens_of(cl)
+                .map_err(|e| anyhow!(e))?
+                .into_iter()
+                .next()
+            {
                 Some(t) => t,
                 None => {
                     "<the client certificate for CN ".to_string()
