@@ -111,8 +111,10 @@ impl Follower {
         }
         let (snap, at) = self.view.as_mut().expect("a snapshot was just taken");
         let mut n = 0;
+        let mut passed: Option<(u64, u64)> = None;
         let read = snap.records_at(self.next, to, *at, &mut |leaf, rec| {
             f(leaf, rec);
+            passed = Some((passed.map_or(leaf, |(first, _)| first), leaf));
             n += 1;
             if n < max {
                 ControlFlow::Continue(())
@@ -122,10 +124,28 @@ impl Follower {
         });
         let (r, pos) = match read {
             Ok(x) => x,
-            // A segment removed by retention before it was opened.
-            Err(e) if e.is_not_found() => return Ok(Step::Raced),
-            Err(e) => return Err(e),
+            Err(e) => {
+                // The records handed on before the error are done with: the next step goes on
+                // after them, with a new snapshot (and meets the error again if it lasts).
+                if let Some((first, last)) = passed {
+                    p.read += n;
+                    // Leaves before the first one read were removed by retention.
+                    p.pruned += first - self.next;
+                    self.next = last + 1;
+                    self.view = None;
+                    return Ok(Step::More);
+                }
+                // A segment removed by retention before it was opened.
+                if e.is_not_found() {
+                    return Ok(Step::Raced);
+                }
+                return Err(e);
+            }
         };
+        if pos.is_some() {
+            // In the WAL now: the segment files read on the way are not needed again.
+            snap.release_segments();
+        }
         p.read += r.read;
         p.pruned += r.pruned;
         p.undecodable += r.undecodable;
@@ -251,6 +271,45 @@ mod tests {
         assert_eq!(got.first().unwrap().0, first);
         assert_eq!(got.last().unwrap().0, s.size() - 1);
         assert_eq!(got.len() as u64, s.size() - first);
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn records_handed_on_before_an_error_are_not_handed_on_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            seal_rows: 50,
+            ..Options::default()
+        };
+        let mut s = Store::open(dir.path(), opts).unwrap();
+        for i in 0..3 {
+            append(&mut s, i * 50, 50);
+        }
+        s.poll_seals(true).unwrap();
+        assert!(s.segments().len() >= 2);
+        // The second segment is damaged on disk.
+        let second = dir.path().join("segments").join(&s.segments()[1].file);
+        let len = std::fs::metadata(&second).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&second)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let mut f = Follower::new(dir.path(), 0);
+        let (got, p) = users(&mut f, s.size(), 1000);
+        assert_eq!(got.len() as u64, s.segments()[0].last_leaf + 1);
+        assert_eq!(p.read, got.len() as u64);
+        assert_eq!(
+            f.next(),
+            got.len() as u64,
+            "it goes on after what it handed on"
+        );
+        // The damage is reported, and nothing is handed on twice.
+        let mut again = 0;
+        let e = f.read(s.size(), 1000, |_, _| again += 1).unwrap_err();
+        assert_eq!(again, 0);
+        assert!(e.to_string().contains(&s.segments()[1].file), "{e}");
         s.close().unwrap();
     }
 }

@@ -262,28 +262,60 @@ pub(crate) fn read_text(path: &Path) -> crate::Result<String> {
 }
 
 /// The bodies of the notes in the file at `path` that `keys` signed, in file order (lines
-/// that are not such notes are passed over: `verify` reports them).
-pub(crate) fn signed_bodies(path: &Path, keys: &Keys) -> Vec<String> {
-    read_text(path)
-        .unwrap_or_default()
+/// that are not such notes are passed over: `verify` reports them). A file that cannot be
+/// read is an error (one that does not exist holds none).
+pub(crate) fn signed_bodies(path: &Path, keys: &Keys) -> crate::Result<Vec<String>> {
+    Ok(read_text(path)?
         .lines()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
         .filter_map(|l| keys.open(&l.note).ok().map(str::to_string))
-        .collect()
+        .collect())
 }
 
 /// The latest checkpoint in `path` signed by `keys`, if any (read from the end: only the
-/// notes after it are checked).
-pub(crate) fn latest_checkpoint(path: &Path, keys: &Keys) -> Option<(String, Checkpoint)> {
-    read_text(path)
-        .unwrap_or_default()
+/// notes after it are checked; lines that are not such notes are passed over, so one damaged
+/// line does not hide the checkpoints before it). A file that cannot be read is an error.
+pub(crate) fn latest_checkpoint(
+    path: &Path,
+    keys: &Keys,
+) -> crate::Result<Option<(String, Checkpoint)>> {
+    Ok(read_text(path)?
         .lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
         .find_map(|l| {
             let cp = Checkpoint::parse(keys.open(&l.note).ok()?).ok()?;
             Some((l.note, cp))
-        })
+        }))
+}
+
+/// The checkpoint on the last whole line of `path` (an unfinished last line, a write cut by
+/// a crash, is passed over): what a proof vouches for, so anything but a checkpoint signed by
+/// `keys` there is an error, not something to skip.
+pub(crate) fn last_checkpoint(
+    path: &Path,
+    keys: &Keys,
+) -> crate::Result<Option<(String, Checkpoint)>> {
+    let text = read_text(path)?;
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    let Some((n, line)) = whole
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .last()
+    else {
+        return Ok(None);
+    };
+    let at = |e: String| {
+        crate::Error::damaged(path, format!("line {}: {e} (run `kaudit verify`)", n + 1))
+    };
+    let l: Line =
+        serde_json::from_str(line).map_err(|e| at(format!("not a checkpoint line: {e}")))?;
+    let cp = Checkpoint::parse(keys.open(&l.note).map_err(at)?).map_err(at)?;
+    Ok(Some((l.note, cp)))
 }
 
 #[cfg(test)]

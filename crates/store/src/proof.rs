@@ -81,7 +81,7 @@ fn path_ranges(m: u64, start: u64, end: u64, out: &mut Vec<Range>) {
 
 /// Tree edges known without reading records: the right edge after each segment, and at the
 /// retention boundary (from the last signed retention record).
-fn known_edges(snap: &Snapshot, keys: &Keys) -> Vec<Frontier> {
+fn known_edges(snap: &Snapshot, keys: &Keys) -> Result<Vec<Frontier>> {
     let mut out = Vec::new();
     for s in snap.segments() {
         let hashes: Option<Vec<Hash>> = s.frontier_after.iter().map(|h| unhex(h)).collect();
@@ -91,12 +91,12 @@ fn known_edges(snap: &Snapshot, keys: &Keys) -> Vec<Frontier> {
             out.push(f);
         }
     }
-    if let Some(body) = note::signed_bodies(&snap.layout().retention(), keys).last()
+    if let Some(body) = note::signed_bodies(&snap.layout().retention(), keys)?.last()
         && let Ok(f) = retention_edge(body)
     {
         out.push(f);
     }
-    out
+    Ok(out)
 }
 
 /// The subtree `[start, end)` (complete and aligned) if the edge at some known size holds it.
@@ -122,22 +122,30 @@ fn from_edges(edges: &[Frontier], r: Range) -> Option<Hash> {
 /// Builds the proof that leaf `leaf` is in the tree of the latest checkpoint covering it.
 /// `progress` is told how many records were read for the ranges not otherwise known.
 pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Proof> {
+    let (keys, note, cp) = {
+        let first = Snapshot::open(dir)?;
+        let layout = first.layout();
+        let pem_path = layout.public_key();
+        let pem = fs::read_to_string(&pem_path).map_err(|e| Error::io(&pem_path, e))?;
+        let keys = Keys::verifier(first.origin().to_string(), &pem)
+            .map_err(|e| Error::damaged(&pem_path, e))?;
+        let cp_path = layout.checkpoints();
+        let (note, cp) = note::last_checkpoint(&cp_path, &keys)?.ok_or_else(|| {
+            Error::Invalid(format!("{}: no signed checkpoint yet", cp_path.display()))
+        })?;
+        (keys, note, cp)
+    };
+    // The records come from a snapshot taken after the checkpoint was read: a checkpoint is
+    // signed over durable leaves only, so this one holds every leaf it covers, whatever the
+    // writer sealed or rotated meanwhile.
     let snap = Snapshot::open(dir)?;
     let layout = snap.layout();
-    let pem_path = layout.public_key();
-    let pem = fs::read_to_string(&pem_path).map_err(|e| Error::io(&pem_path, e))?;
-    let keys = Keys::verifier(snap.origin().to_string(), &pem)
-        .map_err(|e| Error::damaged(&pem_path, e))?;
     if leaf < snap.pruned() {
         return Err(Error::Invalid(format!(
             "leaf {leaf} was removed by retention (leaves below {} are gone)",
             snap.pruned()
         )));
     }
-    let cp_path = layout.checkpoints();
-    let (note, cp) = note::latest_checkpoint(&cp_path, &keys).ok_or_else(|| {
-        Error::Invalid(format!("{}: no signed checkpoint yet", cp_path.display()))
-    })?;
     if leaf >= cp.size {
         return Err(Error::Invalid(format!(
             "leaf {leaf} is not covered by the latest checkpoint yet (tree size {}); \
@@ -147,7 +155,7 @@ pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Pro
     }
     let mut ranges = Vec::new();
     path_ranges(leaf, 0, cp.size, &mut ranges);
-    let edges = known_edges(&snap, &keys);
+    let edges = known_edges(&snap, &keys)?;
     let mut roots: Vec<Option<Hash>> = ranges.iter().map(|r| from_edges(&edges, *r)).collect();
     // Everything else from the records: one frontier per missing range.
     let mut open: Vec<(usize, Frontier)> = Vec::new();

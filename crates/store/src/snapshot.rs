@@ -71,28 +71,43 @@ pub(crate) struct WalPos {
 impl Snapshot {
     /// A view of the data directory at `dir` as it is now.
     pub fn open(dir: &Path) -> Result<Snapshot> {
+        Snapshot::open_with(dir, false)
+    }
+
+    /// [`Snapshot::open`], but when the WAL does not continue where the segments end, the
+    /// view as found (the WAL files after the sealed size, whatever leaf they start at), for
+    /// `verify` to report where the log breaks after checking everything before it.
+    pub(crate) fn open_as_found(dir: &Path) -> Result<Snapshot> {
+        Snapshot::open_with(dir, true)
+    }
+
+    fn open_with(dir: &Path, as_found: bool) -> Result<Snapshot> {
         let layout = Layout::new(dir);
         if !layout.manifest().exists() {
             return Err(Error::NotAStore {
                 dir: dir.to_path_buf(),
             });
         }
-        for tries in 0..TRIES {
+        let mut tries = 0;
+        loop {
             let manifest = Manifest::load(&layout.manifest())?;
-            if let Some(wal) = open_wal(&layout, manifest.sealed_size)? {
-                return Ok(Snapshot {
-                    readers: manifest.segments.iter().map(|_| OnceLock::new()).collect(),
-                    layout,
-                    manifest,
-                    wal,
-                });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1 + u64::from(tries)));
+            let last = tries + 1 == TRIES;
+            let wal = match open_wal(&layout, manifest.sealed_size, last && as_found)? {
+                Ok(wal) => wal,
+                Err(_) if !last => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1 + u64::from(tries)));
+                    continue;
+                }
+                Err(gap) => return Err(Error::damaged(&layout.wal(), gap)),
+            };
+            return Ok(Snapshot {
+                readers: manifest.segments.iter().map(|_| OnceLock::new()).collect(),
+                layout,
+                manifest,
+                wal,
+            });
         }
-        Err(Error::damaged(
-            &layout.wal(),
-            "the WAL does not continue where the manifest's segments end (run `kaudit verify`)",
-        ))
     }
 
     pub(crate) fn layout(&self) -> &Layout {
@@ -139,6 +154,14 @@ impl Snapshot {
             .map_err(Clone::clone)
     }
 
+    /// Closes the segment files opened so far (they are opened again if read again): a
+    /// reader that has gone past them does not keep files retention removed on the disk.
+    pub(crate) fn release_segments(&mut self) {
+        for r in &mut self.readers {
+            r.take();
+        }
+    }
+
     /// Reads `columns` of row group `rg` of segment `seg` (low-cardinality columns come as
     /// dictionaries); with `selection`, only the rows marked true.
     pub fn read(
@@ -163,7 +186,7 @@ impl Snapshot {
     /// Records that do not decode as audit events are left out (`kaudit verify` names them).
     pub fn tail(&self) -> Result<Option<RecordBatch>> {
         let mut b = segment::Builder::new();
-        self.scan_wal(
+        let end = self.scan_wal(
             WalPos {
                 file: 0,
                 offset: wal::HEADER,
@@ -179,6 +202,7 @@ impl Snapshot {
                 ControlFlow::Continue(())
             },
         )?;
+        self.hole(&end)?;
         Ok((!b.is_empty()).then(|| b.finish_batch()))
     }
 
@@ -339,7 +363,31 @@ impl Snapshot {
                 }
             }
         })?;
+        self.hole(&end)?;
         Ok(end.pos)
+    }
+
+    /// An error when a scan stopped at a damaged frame with more WAL files after it: the log
+    /// has a hole there, and nothing after it can be read in order. (A damaged frame in the
+    /// last file is a write under way, or one a crash cut, and is simply the end.)
+    fn hole(&self, end: &WalEnd) -> Result<()> {
+        match &end.damage {
+            Some(d) if !end.last => {
+                let w = &self.wal[end.pos.file];
+                Err(Error::damaged(
+                    w.file.path(),
+                    format!(
+                        "record {} (leaf {}) at byte {} is damaged ({}), and later WAL files \
+                         follow: the WAL was altered or truncated (run `kaudit verify`)",
+                        end.pos.leaf - w.first,
+                        end.pos.leaf,
+                        d.offset,
+                        d.what
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Scans the WAL files from `at` in leaf order, calling `f(leaf, flags, payload)` for each
@@ -417,9 +465,14 @@ pub(crate) struct WalEnd {
     pub last: bool,
 }
 
-/// Opens the WAL files from the first starting at `sealed` on; `None` when they do not start
-/// there or one vanished before it was opened (a seal finished meanwhile: look again).
-fn open_wal(layout: &Layout, sealed: u64) -> Result<Option<Vec<WalFile>>> {
+/// Opens the WAL files from the first starting at `sealed` on. The inner `Err` says why they
+/// do not start there, or that one vanished before it was opened (a seal finished meanwhile:
+/// look again); with `as_found`, the files are taken as they are instead.
+fn open_wal(
+    layout: &Layout,
+    sealed: u64,
+    as_found: bool,
+) -> Result<std::result::Result<Vec<WalFile>, String>> {
     let dir = layout.wal();
     let files = match wal::list(&dir) {
         Ok(f) => f,
@@ -432,14 +485,222 @@ fn open_wal(layout: &Layout, sealed: u64) -> Result<Option<Vec<WalFile>>> {
         if first < sealed {
             continue;
         }
-        if out.is_empty() && first != sealed {
-            return Ok(None);
+        if out.is_empty() && first != sealed && !as_found {
+            return Ok(Err(format!(
+                "the segments end at leaf {sealed}, but the first WAL file after them, {}, \
+                 starts at leaf {first}: the WAL does not continue where the manifest's \
+                 segments end (run `kaudit verify`)",
+                path.display()
+            )));
         }
         match Shared::open(&path) {
             Ok(file) => out.push(WalFile { first, file }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && as_found => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Err(format!(
+                    "{} vanished while it was being opened (run `kaudit verify`)",
+                    path.display()
+                )));
+            }
             Err(e) => return Err(Error::io(&path, e)),
         }
     }
-    Ok(Some(out))
+    Ok(Ok(out))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::{Incoming, Options, Store};
+
+    fn event(i: u64) -> String {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{i:08}-0000-0000-0000-000000000000","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{{"username":"u{i}"}},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z","stageTimestamp":"2026-01-01T00:00:00.000000Z"}}"#
+        )
+    }
+
+    /// A closed store of `n` events, all in the WAL, split into WAL files at `splits`
+    /// (as a store that rotated without sealing leaves them); returns the files and, for
+    /// each, the byte offsets of its frames.
+    pub(crate) fn wal_in_files(
+        dir: &Path,
+        n: u64,
+        splits: &[u64],
+    ) -> Vec<(std::path::PathBuf, Vec<u64>)> {
+        let mut s = Store::open(dir, Options::default()).unwrap();
+        let raws: Vec<String> = (0..n).map(event).collect();
+        let evs: Vec<Event<'_>> = raws
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        let inc: Vec<Incoming<'_>> = raws
+            .iter()
+            .zip(&evs)
+            .map(|(r, e)| Incoming::new(1, "c", r, e))
+            .collect();
+        s.append(&inc).unwrap();
+        s.close().unwrap();
+        let wal_dir = dir.join("wal");
+        let [(0, only)] = &wal::list(&wal_dir).unwrap()[..] else {
+            panic!("one WAL file")
+        };
+        let mut frames = Vec::new();
+        wal::scan(only, |flags, payload| {
+            frames.push((flags, payload.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(frames.len() as u64, n);
+        std::fs::remove_file(only).unwrap();
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(splits);
+        bounds.push(n);
+        let mut out = Vec::new();
+        for w in bounds.windows(2) {
+            let mut file = wal::Writer::create(&wal_dir, w[0]).unwrap();
+            let (mut buf, mut offsets) = (Vec::new(), Vec::new());
+            for (flags, payload) in &frames[w[0] as usize..w[1] as usize] {
+                offsets.push(wal::HEADER + buf.len() as u64);
+                let start = wal::begin_frame(&mut buf);
+                buf.extend_from_slice(payload);
+                wal::end_frame(*flags, &mut buf, start);
+            }
+            file.append_durable(&buf).unwrap();
+            out.push((file.path.clone(), offsets));
+        }
+        out
+    }
+
+    fn flip(path: &Path, at: u64) {
+        let mut b = std::fs::read(path).unwrap();
+        b[at as usize] ^= 0x40;
+        std::fs::write(path, b).unwrap();
+    }
+
+    fn leaves(snap: &Snapshot) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        snap.records(0, u64::MAX, |leaf, _| {
+            out.push(leaf);
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn reads_every_wal_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = wal_in_files(dir.path(), 100, &[40, 70]);
+        assert_eq!(files.len(), 3);
+        let snap = Snapshot::open(dir.path()).unwrap();
+        assert_eq!(leaves(&snap).unwrap(), (0..100).collect::<Vec<_>>());
+        assert_eq!(snap.tail().unwrap().unwrap().num_rows(), 100);
+    }
+
+    #[test]
+    fn a_damaged_record_with_wal_files_after_it_is_an_error_not_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = wal_in_files(dir.path(), 100, &[40, 70]);
+        // Record 10 of the second file (leaf 50).
+        let (path, offsets) = &files[1];
+        flip(path, offsets[10] + 20);
+        let snap = Snapshot::open(dir.path()).unwrap();
+        for e in [leaves(&snap).unwrap_err(), snap.tail().unwrap_err()] {
+            let msg = e.to_string();
+            assert!(matches!(e, Error::Damaged { .. }), "{msg}");
+            assert!(
+                msg.contains(&path.display().to_string()) && msg.contains("leaf 50"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_in_the_last_wal_file_is_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = wal_in_files(dir.path(), 100, &[40, 70]);
+        // Record 5 of the last file (leaf 75): a write under way, or cut by a crash.
+        let (path, offsets) = &files[2];
+        flip(path, offsets[5] + 20);
+        let snap = Snapshot::open(dir.path()).unwrap();
+        assert_eq!(leaves(&snap).unwrap(), (0..75).collect::<Vec<_>>());
+        assert_eq!(snap.tail().unwrap().unwrap().num_rows(), 75);
+    }
+
+    fn append(s: &mut Store, from: u64, n: u64) {
+        let raws: Vec<String> = (from..from + n).map(event).collect();
+        let evs: Vec<Event<'_>> = raws
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        let inc: Vec<Incoming<'_>> = raws
+            .iter()
+            .zip(&evs)
+            .map(|(r, e)| Incoming::new(1, "c", r, e))
+            .collect();
+        s.append(&inc).unwrap();
+    }
+
+    #[test]
+    fn a_seal_after_the_snapshot_changes_nothing_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            seal_rows: 50,
+            ..Options::default()
+        };
+        let mut s = Store::open(dir.path(), opts).unwrap();
+        for i in 0..3 {
+            append(&mut s, i * 50, 50);
+        }
+        s.poll_seals(true).unwrap();
+        append(&mut s, 150, 40);
+        let snap = Snapshot::open(dir.path()).unwrap();
+        assert_eq!(snap.sealed(), 150);
+        let wal_file = snap.wal_files()[0].file.path().to_path_buf();
+        // The WAL file the snapshot holds fills (a batch goes whole into one file), is sealed
+        // into a segment and removed.
+        append(&mut s, 190, 30);
+        s.poll_seals(true).unwrap();
+        assert!(!wal_file.exists(), "sealed and removed");
+        assert_eq!(Snapshot::open(dir.path()).unwrap().sealed(), 220);
+        let got = leaves(&snap).unwrap();
+        assert_eq!(got, (0..220).collect::<Vec<_>>(), "the old view, whole");
+        assert_eq!(snap.tail().unwrap().unwrap().num_rows(), 70);
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn retention_after_the_snapshot_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            seal_rows: 50,
+            ..Options::default()
+        };
+        let mut s = Store::open(dir.path(), opts).unwrap();
+        for i in 0..4 {
+            append(&mut s, i * 50, 50);
+        }
+        s.poll_seals(true).unwrap();
+        let snap = Snapshot::open(dir.path()).unwrap();
+        // A segment opened before retention removes it is still read whole.
+        snap.reader(1).unwrap();
+        let one = s.segments().last().unwrap().bytes;
+        let removed = s.retain(None, Some(2 * one + 1), i64::MAX).unwrap();
+        assert!(removed.len() >= 2, "{removed:?}");
+        let mut seg1 = Vec::new();
+        let s1 = &snap.segments()[1];
+        snap.records(s1.first_leaf, s1.last_leaf + 1, |leaf, _| {
+            seg1.push(leaf);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seg1, (s1.first_leaf..=s1.last_leaf).collect::<Vec<_>>());
+        // One it had not opened is gone: a not-found error, and a new snapshot starts after
+        // what retention removed.
+        let e = leaves(&snap).unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        let fresh = Snapshot::open(dir.path()).unwrap();
+        assert!(fresh.pruned() > 0);
+        let got = leaves(&fresh).unwrap();
+        assert_eq!(got, (fresh.pruned()..s.size()).collect::<Vec<_>>());
+        s.close().unwrap();
+    }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::manifest::Manifest;
 use crate::merkle::{Frontier, Hash, hex, leaf_hash, retention_edge};
 use crate::note::{self, Checkpoint, Keys};
 use crate::segment;
@@ -103,19 +104,39 @@ pub fn verify(dir: &Path, key: Option<&str>) -> Result<Report> {
             dir: dir.to_path_buf(),
         });
     }
+    let mut attempt = 0;
+    loop {
+        // Retention run by a live writer while this reads (it signs a retention record, saves
+        // the manifest, removes the oldest segments) can make an honest store look damaged:
+        // when what failed was read while the retention boundary moved, look again from the
+        // start. Each look must pass on its own.
+        let pruned_before = current_pruned(&layout);
+        let r = verify_once(dir, &layout, key)?;
+        attempt += 1;
+        if r.failure.is_some() && attempt < 3 && current_pruned(&layout) != pruned_before {
+            continue;
+        }
+        return Ok(r);
+    }
+}
+
+/// The retention boundary the manifest gives now (`None` when it cannot be read).
+fn current_pruned(layout: &Layout) -> Option<u64> {
+    Manifest::load(&layout.manifest())
+        .ok()
+        .map(|m| m.pruned_size)
+}
+
+fn verify_once(dir: &Path, layout: &Layout, key: Option<&str>) -> Result<Report> {
     // Checkpoints are read before the manifest: a writer lists a segment before it signs a
     // checkpoint covering it (a bulk load), so read in this order the two never disagree
     // falsely while it runs.
     let checkpoints = note::read_text(&layout.checkpoints())?;
     let mut r = Report::default();
-    let snap = match Snapshot::open(dir) {
-        Ok(s) => s,
-        Err(e @ Error::Damaged { .. }) => {
-            r.failure = Some(found(Found::Wal)(e));
-            return Ok(r);
-        }
-        Err(e) => return Err(e),
-    };
+    // Taken as found: a WAL that does not continue where the segments end is reported (file
+    // and leaves) after everything before it is checked. A manifest that cannot be read is
+    // an error: there is nothing to verify against.
+    let snap = Snapshot::open_as_found(dir)?;
     let keys = match key {
         Some(k) => Keys::verifier(snap.origin().to_string(), k).map_err(Error::Invalid)?,
         None => {
@@ -472,6 +493,7 @@ fn segments(
                 ),
             );
         }
+        requests_by_user(reader, &s.file)?;
         r.segments += 1;
         on_disk.retain(|n| n != &s.file);
     }
@@ -479,6 +501,36 @@ fn segments(
         r.warnings.push(format!(
             "segments/{extra} is not in the manifest (not verified, not queried)"
         ));
+    }
+    Ok(())
+}
+
+/// The requests per user a segment's footer records for each row group (what `ask top-users`
+/// answers from) must be what its `user` and `first` columns say.
+fn requests_by_user(reader: &segment::Reader, file: &str) -> std::result::Result<(), Failure> {
+    if reader.requests_by_user_unreadable() {
+        return fail(
+            Found::Segment,
+            format!("segment {file}: the requests per user in its footer are unreadable"),
+        );
+    }
+    for rg in 0..reader.row_groups() {
+        let Some(recorded) = reader.requests_by_user(rg) else {
+            continue;
+        };
+        let counted = reader.count_requests_by_user(rg).map_err(|e| Failure {
+            kind: Found::Segment,
+            message: format!("segment {file}: unreadable, altered or truncated: {e}"),
+        })?;
+        if recorded != counted.as_slice() {
+            return fail(
+                Found::Segment,
+                format!(
+                    "segment {file}, row group {rg}: the requests per user in its footer do not \
+                     match its rows (top users would be misreported)"
+                ),
+            );
+        }
     }
     Ok(())
 }
@@ -560,4 +612,51 @@ fn time_str(micros: i64) -> String {
     let mut t = Vec::new();
     kaudit_model::MicroTime(micros).write_to(&mut t);
     String::from_utf8_lossy(&t).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::tests::wal_in_files;
+
+    #[test]
+    fn a_missing_wal_file_is_found_with_the_files_and_leaves_either_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = wal_in_files(dir.path(), 100, &[40, 70]);
+        assert!(verify(dir.path(), None).unwrap().failure.is_none());
+        // The middle file: the next one starts past where the first ends.
+        fs::remove_file(&files[1].0).unwrap();
+        let f = verify(dir.path(), None).unwrap().failure.unwrap();
+        assert_eq!(f.kind, Found::Wal, "{}", f.message);
+        let third = files[2].0.display().to_string();
+        assert!(
+            f.message.contains(&third)
+                && f.message.contains("starts at leaf 70")
+                && f.message.contains("ends at leaf 40"),
+            "{}",
+            f.message
+        );
+        // The first file: the WAL does not start where the (no) segments end. Queries refuse
+        // to read it; verify says where.
+        fs::remove_file(&files[0].0).unwrap();
+        let e = Snapshot::open(dir.path()).err().unwrap();
+        assert!(matches!(e, Error::Damaged { .. }), "{e}");
+        let second = files[2].0.display().to_string();
+        assert!(
+            e.to_string().contains(&second) && e.to_string().contains("starts at leaf 70"),
+            "{e}"
+        );
+        let f = verify(dir.path(), None).unwrap().failure.unwrap();
+        assert_eq!(f.kind, Found::Wal, "{}", f.message);
+        assert!(f.message.contains("ends at leaf 0"), "{}", f.message);
+    }
+
+    #[test]
+    fn an_unreadable_manifest_is_an_error_not_a_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        wal_in_files(dir.path(), 10, &[]);
+        fs::write(dir.path().join("manifest.json"), "{ not json").unwrap();
+        let e = verify(dir.path(), None).unwrap_err();
+        assert!(e.to_string().contains("manifest.json"), "{e}");
+    }
 }

@@ -132,6 +132,57 @@ fn one_flipped_byte_anywhere_in_a_segment_is_caught() {
 }
 
 #[test]
+fn altered_counts_in_a_footer_are_caught_even_with_the_manifest_fixed_up() {
+    // `ask top-users` answers from each row group's requests per user in the segment footer.
+    // An insider who edits a count and writes the file's new SHA-256 into the (unsigned)
+    // manifest must still be caught: verify recounts them from the rows.
+    let f = fixture();
+    let seg = segments(&f.dir)[1].clone();
+    let mut b = fs::read(&seg).unwrap();
+    let key = b"kaudit.requests_by_user";
+    let at = b
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the footer key")
+        + key.len();
+    // The first count: a digit after `",`.
+    let d = (at..b.len() - 2)
+        .find(|&i| b[i] == b'"' && b[i + 1] == b',' && b[i + 2].is_ascii_digit())
+        .expect("a count")
+        + 2;
+    b[d] = if b[d] == b'9' { b'8' } else { b'9' };
+    fs::write(&seg, &b).unwrap();
+    let name = seg.file_name().unwrap().to_str().unwrap().to_string();
+    let e = failure(&f.dir);
+    assert!(
+        e.kind == Found::Segment && e.message.contains("SHA-256"),
+        "{e:?}"
+    );
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let mp = f.dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&fs::read_to_string(&mp).unwrap()).unwrap();
+    for s in m["segments"].as_array_mut().unwrap() {
+        if s["file"] == name.as_str() {
+            s["sha256"] = digest.clone().into();
+        }
+    }
+    fs::write(&mp, serde_json::to_string(&m).unwrap()).unwrap();
+    let e = failure(&f.dir);
+    assert!(
+        e.kind == Found::Segment
+            && e.message.contains(&name)
+            && e.message.contains("requests per user"),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn one_flipped_byte_in_the_wal_is_caught() {
     let f = fixture();
     let wal = wal_file(&f.dir);
@@ -226,6 +277,20 @@ fn a_forged_checkpoint_is_caught() {
         e.message.contains("forged") && e.message.contains(":4"),
         "{e}"
     );
+    // A proof vouches for the last checkpoint: a forged one there is an error, not skipped.
+    let last = lines.len() - 1;
+    let mut edited = lines.clone();
+    let forged_last = lines[last].replacen("\\n", "\\n9", 1);
+    edited[last] = &forged_last;
+    fs::write(&p, edited.join("\n") + "\n").unwrap();
+    let e = kaudit_store::proof::prove(&f.dir, 5, |_| {}).unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("line {}", last + 1)) && e.to_string().contains("forged"),
+        "{e}"
+    );
+    // An unfinished last line (a write cut by a crash) is passed over.
+    fs::write(&p, format!("{text}{{\"note\":\"kaudit")).unwrap();
+    prove_and_check(&f.dir, 5);
     // A checkpoint signed by another key.
     let other = tempfile::tempdir().unwrap();
     let mut s = Store::open(other.path(), opts()).unwrap();

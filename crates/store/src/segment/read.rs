@@ -85,12 +85,81 @@ impl Reader {
     /// The requests per user of row group `rg`, from the footer, when the segment's writer
     /// counted them (older segments did not; a group with too many users is not counted).
     pub fn requests_by_user(&self, rg: usize) -> Option<&[(String, u64)]> {
-        let all = self.requests_by_user.get_or_init(|| {
-            let v: Vec<Option<Vec<(String, u64)>>> =
-                serde_json::from_str(self.key_value(REQUESTS_BY_USER)?).ok()?;
-            (v.len() == self.row_groups()).then_some(v)
-        });
-        all.as_ref()?.get(rg)?.as_deref()
+        self.all_requests_by_user()?.get(rg)?.as_deref()
+    }
+
+    fn all_requests_by_user(&self) -> Option<&[Option<Vec<(String, u64)>>]> {
+        self.requests_by_user
+            .get_or_init(|| {
+                let v: Vec<Option<Vec<(String, u64)>>> =
+                    serde_json::from_str(self.key_value(REQUESTS_BY_USER)?).ok()?;
+                (v.len() == self.row_groups()).then_some(v)
+            })
+            .as_deref()
+    }
+
+    /// Whether the footer's requests per user are there but unreadable (or for another number
+    /// of row groups): `verify` reports it; queries count such groups by reading them.
+    pub fn requests_by_user_unreadable(&self) -> bool {
+        self.key_value(REQUESTS_BY_USER).is_some() && self.all_requests_by_user().is_none()
+    }
+
+    /// Counts the requests per user of row group `rg` from its `user` and `first` columns,
+    /// by user: what the footer's counts say when they are right (`verify` compares them).
+    pub fn count_requests_by_user(&self, rg: usize) -> Result<Vec<(String, u64)>> {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        let b = self.read(rg, &["user", "first"], None)?;
+        let bad = |what: &str| {
+            Error::damaged(
+                self.file.path(),
+                format!("row group {rg}: the {what} column's type"),
+            )
+        };
+        let first = b
+            .column_by_name("first")
+            .and_then(|c| c.as_boolean_opt())
+            .ok_or_else(|| bad("first"))?;
+        let users = b.column_by_name("user").ok_or_else(|| bad("user"))?;
+        let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+        fn count<'a>(m: &mut std::collections::BTreeMap<&'a str, u64>, u: &'a str) {
+            *m.entry(u).or_default() += 1;
+        }
+        if let Some(d) = users.as_any_dictionary_opt() {
+            let values = d
+                .values()
+                .as_string_opt::<i32>()
+                .ok_or_else(|| bad("user"))?;
+            let keys = d.normalized_keys();
+            for (j, k) in keys.into_iter().enumerate() {
+                if first.value(j) && first.is_valid(j) {
+                    let u = if users.is_null(j) || values.is_null(k) {
+                        ""
+                    } else {
+                        values.value(k)
+                    };
+                    count(&mut counts, u);
+                }
+            }
+        } else {
+            let values = users.as_string_opt::<i32>().ok_or_else(|| bad("user"))?;
+            for j in 0..values.len() {
+                if first.value(j) && first.is_valid(j) {
+                    count(
+                        &mut counts,
+                        if values.is_null(j) {
+                            ""
+                        } else {
+                            values.value(j)
+                        },
+                    );
+                }
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(u, n)| (u.to_string(), n))
+            .collect())
     }
 
     /// Reads `columns` of row group `rg`; with `selection`, only the rows marked true (the

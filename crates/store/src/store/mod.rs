@@ -138,7 +138,7 @@ impl Store {
             _lock: lock,
         };
         store.start_live();
-        store.last_checkpoint = (store.latest_checkpoint_size(), Instant::now());
+        store.last_checkpoint = (store.latest_checkpoint_size()?, Instant::now());
         if store.wal_rows >= store.opts.seal_rows {
             store.rotate()?;
         }
@@ -146,8 +146,11 @@ impl Store {
         Ok(store)
     }
 
-    fn latest_checkpoint_size(&self) -> u64 {
-        note::latest_checkpoint(&self.layout.checkpoints(), &self.keys).map_or(0, |(_, c)| c.size)
+    fn latest_checkpoint_size(&self) -> Result<u64> {
+        Ok(
+            note::latest_checkpoint(&self.layout.checkpoints(), &self.keys)?
+                .map_or(0, |(_, c)| c.size),
+        )
     }
 
     /// What opening repaired.

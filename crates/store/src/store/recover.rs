@@ -189,7 +189,7 @@ pub(super) fn read_wal(
     // destroy acknowledged events.
     if let Some((p, _, why)) = &recovery.torn_tail {
         let signed =
-            note::latest_checkpoint(&layout.checkpoints(), keys).map_or(0, |(_, c)| c.size);
+            note::latest_checkpoint(&layout.checkpoints(), keys)?.map_or(0, |(_, c)| c.size);
         if signed > frontier.size() {
             return Err(Error::damaged(
                 p,
@@ -306,8 +306,8 @@ fn remove_leftovers(layout: &Layout, keys: &Keys, manifest: &Manifest) -> Result
         .into_iter()
         .map(|(first, _)| first)
         .collect();
-    let signed = note::latest_checkpoint(&layout.checkpoints(), keys).map_or(0, |(_, c)| c.size);
-    let retired = signed_removals(layout, keys);
+    let signed = note::latest_checkpoint(&layout.checkpoints(), keys)?.map_or(0, |(_, c)| c.size);
+    let retired = signed_removals(layout, keys)?;
     let mut removed = Vec::new();
     for (p, name, (first, last)) in candidates {
         let unsealed =
@@ -322,8 +322,8 @@ fn remove_leftovers(layout: &Layout, keys: &Keys, manifest: &Manifest) -> Result
 }
 
 /// The segment files signed retention records say were removed.
-fn signed_removals(layout: &Layout, keys: &Keys) -> std::collections::HashSet<String> {
-    note::signed_bodies(&layout.retention(), keys)
+fn signed_removals(layout: &Layout, keys: &Keys) -> Result<std::collections::HashSet<String>> {
+    Ok(note::signed_bodies(&layout.retention(), keys)?
         .iter()
         .flat_map(|body| {
             body.lines()
@@ -331,7 +331,7 @@ fn signed_removals(layout: &Layout, keys: &Keys) -> std::collections::HashSet<St
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         })
-        .collect()
+        .collect())
 }
 
 fn note_seen(dedup: &mut Dedup, cluster: &str, event: &str) {
