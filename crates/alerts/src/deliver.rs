@@ -258,13 +258,6 @@ struct Worker {
     log: Log,
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 impl Worker {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
@@ -312,7 +305,7 @@ impl Worker {
             }
         }
         if !read {
-            self.throttle.expire(now_micros(), &mut sums);
+            self.throttle.expire(kaudit_model::now_micros(), &mut sums);
             pending.extend(sums.drain(..).map(Item::Summary));
         }
         Ok(read)

@@ -663,10 +663,7 @@ impl Sink for Syslog {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopped(i));
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0);
+            let now = kaudit_model::now_micros();
             let m = syslog_message(item, self.facility, &self.hostname, now);
             self.write(m.as_bytes()).map_err(|message| SendError {
                 delivered: i,

@@ -79,7 +79,7 @@ enum State {
 /// saved and restored so that a restarted engine goes on as if it had not stopped. Rules
 /// are matched by id; a rule whose window changed what it groups or counts starts afresh.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct EngineState {
     latest: i64,
     /// (rule id, auditID hash, time).
     open: Vec<(String, u64, i64)>,
@@ -161,9 +161,9 @@ impl Engine {
     }
 
     /// The state to save.
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> EngineState {
         let rules = &self.rules.rules;
-        let mut out = Snapshot {
+        let mut out = EngineState {
             latest: self.latest,
             open: self
                 .open
@@ -209,7 +209,7 @@ impl Engine {
     }
 
     /// Takes over a saved state (of this rule set or an earlier version of it).
-    pub fn restore(&mut self, s: Snapshot) {
+    pub fn restore(&mut self, s: EngineState) {
         let index: HashMap<&str, usize> = self
             .rules
             .rules

@@ -18,7 +18,7 @@ pub mod sigma;
 pub mod template;
 pub mod testing;
 
-pub use engine::{Alert, Engine, Snapshot, Stats};
+pub use engine::{Alert, Engine, EngineState, Stats};
 pub use rule::{RuleSet, Severity, Source, builtin_sources, load};
 
 /// The built-in rule files, in load order.

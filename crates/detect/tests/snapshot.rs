@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kaudit_detect::{Alert, Engine, Snapshot};
+use kaudit_detect::{Alert, Engine, EngineState};
 use kaudit_model::Event;
 
 fn ev(id: &str, stage: &str, t: &str, user: &str, ua: &str, code: u16, resource: &str) -> String {
@@ -83,7 +83,7 @@ fn restored_engine_goes_on() {
     run(&mut first, &before);
     let saved = serde_json::to_string(&first.snapshot()).unwrap();
     let mut second = Engine::new(pack.clone());
-    second.restore(serde_json::from_str::<Snapshot>(&saved).unwrap());
+    second.restore(serde_json::from_str::<EngineState>(&saved).unwrap());
     assert_eq!(run(&mut second, &after), expected);
 
     // Without the snapshot, the new engine is still learning and says nothing.

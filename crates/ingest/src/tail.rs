@@ -102,10 +102,7 @@ pub struct Tailer {
 }
 
 fn digest(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    kaudit_model::text::hex(&Sha256::digest(b))
 }
 
 /// The fingerprint of what `r` begins with (up to [`FINGERPRINT`] bytes).

@@ -34,7 +34,7 @@
 //! ```
 
 mod event;
-mod text;
+pub mod text;
 mod time;
 
 pub mod cloud;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kaudit_alerts::{AlertLog, Delivery};
-use kaudit_detect::{Engine, RuleSet, Snapshot};
+use kaudit_detect::{Engine, EngineState, RuleSet};
 use kaudit_model::Event;
 use kaudit_store::follow::Follower;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ const STEP: u64 = 4096;
 struct Saved {
     /// The next leaf to evaluate.
     next: u64,
-    engine: Snapshot,
+    engine: EngineState,
 }
 
 fn saved_path(data: &Path) -> PathBuf {

@@ -185,10 +185,7 @@ pub fn verify_inclusion(
         .map_err(|e| format!("inclusion proof does not verify: {e:?}"))
 }
 
-/// Lower-case hex.
-pub fn hex(h: &[u8]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use kaudit_model::text::hex;
 
 #[cfg(test)]
 mod tests {

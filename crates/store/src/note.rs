@@ -193,14 +193,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note body.
     pub fn body(&self) -> String {
-        let mut t = Vec::new();
-        kaudit_model::MicroTime(self.time).write_to(&mut t);
         format!(
             "{}\n{}\n{}\ntime {}\n",
             self.origin,
             self.size,
             B64.encode(self.root),
-            String::from_utf8_lossy(&t)
+            kaudit_model::MicroTime(self.time)
         )
     }
 

@@ -247,14 +247,12 @@ pub fn prove(dir: &Path, leaf: u64, mut progress: impl FnMut(u64)) -> Result<Pro
         ))
     })?;
     let rec = StoredRecord::decode(&record).map_err(|e| not_stored(format!("leaf {leaf}: {e}")))?;
-    let mut received = Vec::new();
-    kaudit_model::MicroTime(rec.received).write_to(&mut received);
     Ok(Proof {
         format: FORMAT.to_string(),
         origin: cp.origin.clone(),
         leaf_index: leaf,
         record: B64.encode(&record),
-        received: String::from_utf8_lossy(&received).into_owned(),
+        received: kaudit_model::MicroTime(rec.received).to_string(),
         cluster: rec.cluster.to_string(),
         event: serde_json::value::RawValue::from_string(rec.event.to_string())
             .map_err(|e| not_stored(format!("leaf {leaf}: the stored event is not JSON: {e}")))?,

@@ -293,7 +293,7 @@ impl Tree<'_> {
                          tree size {size}): an event in leaves {}-{} was altered, removed or \
                          reordered since (the checkpoint of size {} matched)",
                         place(),
-                        time_str(cp.time),
+                        kaudit_model::MicroTime(cp.time),
                         self.cp_path.display(),
                         r.verified_size,
                         size - 1,
@@ -369,7 +369,7 @@ fn run(
             format!(
                 "truncated: the checkpoint signed at {} ({}:{line}) covers {} events, but only \
                  {} are present (the first missing is leaf {})",
-                time_str(cp.time),
+                kaudit_model::MicroTime(cp.time),
                 cp_path.display(),
                 cp.size,
                 r.size,
@@ -606,12 +606,6 @@ fn wal_tail(
         ));
     }
     Ok(())
-}
-
-fn time_str(micros: i64) -> String {
-    let mut t = Vec::new();
-    kaudit_model::MicroTime(micros).write_to(&mut t);
-    String::from_utf8_lossy(&t).into_owned()
 }
 
 #[cfg(test)]

@@ -158,12 +158,9 @@ fn altered_counts_in_a_footer_are_caught_even_with_the_manifest_fixed_up() {
         e.kind == Found::Segment && e.message.contains("SHA-256"),
         "{e:?}"
     );
-    let digest: String = {
+    let digest = {
         use sha2::Digest;
-        sha2::Sha256::digest(&b)
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect()
+        kaudit_model::text::hex(&sha2::Sha256::digest(&b))
     };
     let mp = f.dir.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_str(&fs::read_to_string(&mp).unwrap()).unwrap();

@@ -5,7 +5,7 @@ use crate::{Request, Rng};
 
 impl Cluster {
     /// A request from a random node's kubelet: (the node, the request).
-    fn from_kubelet(&self, rng: &mut Rng, verb: &'static str) -> (usize, Request) {
+    fn kubelet_request(&self, rng: &mut Rng, verb: &'static str) -> (usize, Request) {
         let n = self.node(rng);
         let ip = self.nodes[n].ip.clone();
         (
@@ -17,7 +17,7 @@ impl Cluster {
     // --- kubelets -------------------------------------------------------------------------
 
     pub(super) fn lease_renew(&mut self, rng: &mut Rng) -> Request {
-        let (n, mut r) = self.from_kubelet(rng, "update");
+        let (n, mut r) = self.kubelet_request(rng, "update");
         let name = self.nodes[n].name.clone();
         self.resource(
             &mut r,
@@ -55,7 +55,7 @@ impl Cluster {
     }
 
     pub(super) fn node_get(&mut self, rng: &mut Rng) -> Request {
-        let (n, mut r) = self.from_kubelet(rng, "get");
+        let (n, mut r) = self.kubelet_request(rng, "get");
         let name = self.nodes[n].name.clone();
         self.resource(
             &mut r,
@@ -71,7 +71,7 @@ impl Cluster {
     }
 
     pub(super) fn node_status(&mut self, rng: &mut Rng) -> Request {
-        let (n, mut r) = self.from_kubelet(rng, "patch");
+        let (n, mut r) = self.kubelet_request(rng, "patch");
         let name = self.nodes[n].name.clone();
         self.resource(
             &mut r,
@@ -101,7 +101,7 @@ impl Cluster {
     }
 
     pub(super) fn kubelet_watch(&mut self, rng: &mut Rng) -> Request {
-        let (n, mut r) = self.from_kubelet(rng, "watch");
+        let (n, mut r) = self.kubelet_request(rng, "watch");
         let res = *rng.pick(&["pods", "configmaps", "secrets", "services"]);
         let q = if res == "pods" {
             format!(

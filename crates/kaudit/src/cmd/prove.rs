@@ -143,11 +143,7 @@ fn check(a: &ProveArgs, file: &PathBuf) -> Result<ExitCode> {
                     p.received,
                     c.checkpoint.origin,
                     c.checkpoint.size,
-                    {
-                        let mut b = Vec::new();
-                        kaudit_model::MicroTime(c.checkpoint.time).write_to(&mut b);
-                        String::from_utf8_lossy(&b).into_owned()
-                    }
+                    kaudit_model::MicroTime(c.checkpoint.time)
                 )?;
             }
             Err(e) => {

@@ -115,12 +115,7 @@ fn stats(total: usize, st: &Scanned, t: Instant) {
 }
 
 fn time_str(t: Option<i64>) -> String {
-    t.map(|t| {
-        let mut b = Vec::new();
-        MicroTime(t).write_to(&mut b);
-        String::from_utf8_lossy(&b).into_owned()
-    })
-    .unwrap_or_default()
+    t.map(|t| MicroTime(t).to_string()).unwrap_or_default()
 }
 
 fn resource(r: &RowRef<'_>) -> String {

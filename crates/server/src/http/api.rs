@@ -66,11 +66,7 @@ fn rows_json(rows: &Rows, events: bool) -> serde_json::Value {
         .iter()
         .map(|r| {
             let mut v = serde_json::json!({
-                "time": r.time.map(|t| {
-                    let mut b = Vec::new();
-                    kaudit_model::MicroTime(t).write_to(&mut b);
-                    String::from_utf8_lossy(&b).into_owned()
-                }),
+                "time": r.time.map(|t| kaudit_model::MicroTime(t).to_string()),
                 "cluster": r.cluster, "audit_id": r.audit_id, "stage": r.stage,
                 "user": r.user, "verb": r.verb, "resource": r.resource,
                 "subresource": r.subresource, "namespace": r.namespace, "name": r.name,

@@ -35,7 +35,10 @@ pub(crate) struct Reader {
 }
 
 /// Per row group, the requests per user (`None`: not counted).
-pub(crate) type RequestsByUser = Option<Vec<Option<Vec<(String, u64)>>>>;
+/// Requests per user, by user.
+pub(crate) type UserCounts = Vec<(String, u64)>;
+
+pub(crate) type RequestsByUser = Option<Vec<Option<UserCounts>>>;
 
 impl Reader {
     /// Opens the segment at `path`.
@@ -88,10 +91,10 @@ impl Reader {
         self.all_requests_by_user()?.get(rg)?.as_deref()
     }
 
-    fn all_requests_by_user(&self) -> Option<&[Option<Vec<(String, u64)>>]> {
+    fn all_requests_by_user(&self) -> Option<&[Option<UserCounts>]> {
         self.requests_by_user
             .get_or_init(|| {
-                let v: Vec<Option<Vec<(String, u64)>>> =
+                let v: Vec<Option<UserCounts>> =
                     serde_json::from_str(self.key_value(REQUESTS_BY_USER)?).ok()?;
                 (v.len() == self.row_groups()).then_some(v)
             })
@@ -106,7 +109,7 @@ impl Reader {
 
     /// Counts the requests per user of row group `rg` from its `user` and `first` columns,
     /// by user: what the footer's counts say when they are right (`verify` compares them).
-    pub fn count_requests_by_user(&self, rg: usize) -> Result<Vec<(String, u64)>> {
+    pub fn count_requests_by_user(&self, rg: usize) -> Result<UserCounts> {
         use arrow_array::Array;
         use arrow_array::cast::AsArray;
         let b = self.read(rg, &["user", "first"], None)?;

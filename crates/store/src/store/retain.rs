@@ -53,9 +53,7 @@ impl Store {
         }
         body.push_str(&format!("prefix {prefix}\n"));
         body.push_str(&format!("frontier {}\n", last.frontier_after.join(" ")));
-        let mut t = Vec::new();
-        kaudit_model::MicroTime(now).write_to(&mut t);
-        body.push_str(&format!("time {}\n", String::from_utf8_lossy(&t)));
+        body.push_str(&format!("time {}\n", kaudit_model::MicroTime(now)));
         let note = self.keys.sign(&body);
         let line = note::Line::to_line(note);
         let p = self.layout.retention();
