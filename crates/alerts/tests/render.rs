@@ -1,14 +1,12 @@
 //! What each sink sends for an alert and for a throttling summary, compared with the files
 //! beside the input (`test_data/render/`). `KAUDIT_BLESS=1` rewrites them.
 
-use std::path::Path;
-
 use kaudit_alerts::sink::{slack_body, syslog_message};
 use kaudit_alerts::{Item, StoredAlert, Summary};
 use kaudit_detect::Severity;
 
 fn check(name: &str, got: &str) {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let p = kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR"))
         .join("test_data/render")
         .join(name);
     kaudit_testkit::expect(&p, got);
@@ -20,7 +18,8 @@ fn pretty(json: &str) -> String {
 }
 
 fn items() -> (Item, Item) {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/render/alert.json");
+    let p =
+        kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("test_data/render/alert.json");
     let a: StoredAlert = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
     let s = Summary {
         rule: a.alert.rule.clone(),

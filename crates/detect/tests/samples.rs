@@ -15,7 +15,7 @@ use kaudit_model::cloud;
 
 /// The samples, as copied into the repository (`test_data/events`, provenance in its README).
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events")
+    kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events")
 }
 
 /// Falco rule names (2023 test names) to kaudit rules.
@@ -494,7 +494,8 @@ fn builtin_pack_against_the_samples() {
     print_scores(&scores, &undecodable);
     // Every disagreement must be a known, explained one.
     let known_text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/sample-disagreements.txt"),
+        kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR"))
+            .join("test_data/sample-disagreements.txt"),
     )
     .unwrap();
     let known: BTreeSet<String> = known_text

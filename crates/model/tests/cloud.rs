@@ -11,7 +11,7 @@ use kaudit_model::decode::{self, ErrorKind, Record};
 use kaudit_model::{Event, encode};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/cloud")
+    kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("test_data/cloud")
 }
 
 fn files(sub: &str) -> Vec<PathBuf> {
@@ -201,7 +201,8 @@ fn auto_detection_names_each_file() {
     assert_eq!(seen, expect.len());
 
     // Every plain Kubernetes input of the repository is K8s, and decodes as decode_slice does.
-    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
+    let events =
+        kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
     let mut k8s = 0;
     for dir in std::fs::read_dir(&events).unwrap() {
         let dir = dir.unwrap().path();
@@ -241,7 +242,7 @@ fn callback_can_stop_inside_an_envelope() {
 /// The samples under `shared/samples/` that may not be copied here (unclear licence, or Elastic
 /// License 2.0) are read by path when the project's `shared/` sits beside the checkout.
 fn shared(rel: &str) -> Option<Vec<u8>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let p = kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/samples")
         .join(rel);
     match std::fs::read(&p) {

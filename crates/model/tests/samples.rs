@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kaudit_model::decode::{self, Record};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events")
+    kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events")
 }
 
 fn summarize(out: &mut String, r: Result<Record<'_>, decode::DecodeError>) {
@@ -119,8 +119,8 @@ fn panther_records_decode_or_fail_for_a_pinned_reason() {
 /// named for what they are.
 #[test]
 fn shared_elastic_samples_decode_or_are_named() {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/elastic-integrations");
+    let dir = kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/samples/elastic-integrations");
     if !dir.is_dir() {
         eprintln!("skipped: {} is not present", dir.display());
         return;

@@ -33,10 +33,10 @@ fn s(v: &Value) -> Cow<'_, str> {
 
 #[test]
 fn conformance_vectors() {
-    let data = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/test_data/conformance/policy-vectors.json"
-    ))
+    let data = std::fs::read_to_string(
+        kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR"))
+            .join("test_data/conformance/policy-vectors.json"),
+    )
     .unwrap();
     let cases: Vec<Value> = serde_json::from_str(&data).unwrap();
     assert_eq!(cases.len(), 235);

@@ -7,7 +7,7 @@ use kaudit_policy::{K8sVersion, LoadOptions, lint, load};
 
 fn cases(dir: &str) -> Vec<PathBuf> {
     kaudit_testkit::inputs(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
+        &kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR"))
             .join("test_data")
             .join(dir),
     )

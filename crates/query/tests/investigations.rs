@@ -15,7 +15,7 @@ use kaudit_query::filter::parse;
 use kaudit_store::{Options, Store};
 
 fn questions() -> Vec<(String, Option<String>, String)> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/questions.tsv");
+    let p = kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("test_data/questions.tsv");
     std::fs::read_to_string(p)
         .unwrap()
         .lines()
@@ -217,7 +217,7 @@ fn investigations_match_jq_on_generated_traffic() {
 
 #[test]
 fn investigations_match_jq_on_real_samples() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
+    let root = kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
     // Each folder must be there and hold samples (`inputs` fails on an empty one).
     let files: Vec<PathBuf> = ["audit2rbac", "kube-audit-log-tool", "falco-trace-files"]
         .iter()

@@ -11,7 +11,7 @@ use kaudit_query::filter::{Filter, parse};
 use kaudit_store::{Incoming, Options, Store};
 
 fn data() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/stages")
+    kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("test_data/stages")
 }
 
 /// Appends the events at `lines` (0-based) as one webhook batch.

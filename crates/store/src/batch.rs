@@ -102,7 +102,8 @@ mod tests {
     /// row through a batch as from its parsed event.
     #[test]
     fn rows_survive_the_batch() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
+        let root =
+            kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
         let mut files = Vec::new();
         for dir in std::fs::read_dir(&root).unwrap() {
             for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {

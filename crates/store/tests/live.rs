@@ -29,7 +29,7 @@ fn samples() -> Vec<(String, Vec<u8>)> {
             }
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
+    let root = kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../test_data/events");
     let mut files = Vec::new();
     walk(&root, &mut files);
     files.sort();

@@ -4,6 +4,7 @@
 //! - [`expect`]: golden files (an expected output beside each input); `KAUDIT_BLESS=1`
 //!   rewrites them.
 //! - [`event_list`]: a webhook body (`EventList`) around audit events.
+//! - [`crate_dir`]: the tested crate's directory, found when the test runs.
 //! - [`free_port`], [`Serve`] (a `kaudit serve` process, ready, stopped when dropped) and
 //!   [`request`] (a one-shot HTTP/1.1 client) for tests that talk to a server.
 
@@ -12,6 +13,17 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The directory of the crate whose test is running. Cargo sets `CARGO_MANIFEST_DIR` for the
+/// test process, and that is what this returns, so a test binary built from one checkout and
+/// run from another (both sharing one `CARGO_TARGET_DIR`, where cargo does not rebuild it)
+/// reads the files of the checkout it runs in. `compiled` is the caller's
+/// `env!("CARGO_MANIFEST_DIR")`, used when the binary runs outside cargo.
+pub fn crate_dir(compiled: &'static str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(compiled))
+}
 
 /// The environment variable that makes [`expect`] write what it got instead of comparing.
 pub const BLESS: &str = "KAUDIT_BLESS";

@@ -5,7 +5,7 @@
 //! exist), or Arrow/Parquet in a crate (or its tests) marked without them fails here.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -17,8 +17,8 @@ struct Row {
     arrow: bool,
 }
 
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+fn root() -> PathBuf {
+    kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The crate table of ARCHITECTURE.md.

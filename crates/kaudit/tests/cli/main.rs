@@ -7,7 +7,7 @@ mod serve;
 mod store;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 pub fn kaudit(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -25,7 +25,7 @@ pub fn kaudit(args: &[&str], stdin: Option<&[u8]>) -> Output {
 }
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    kaudit_testkit::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 pub fn p(rel: &str) -> String {
