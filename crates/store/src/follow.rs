@@ -170,28 +170,9 @@ enum Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Incoming, Options, Store};
+    use crate::testing::{append, sealed_by_50};
+    use crate::{Options, Store};
     use kaudit_model::Event;
-
-    fn event(i: u64) -> String {
-        format!(
-            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{i:08}-0000-0000-0000-000000000000","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{{"username":"u{i}"}},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z","stageTimestamp":"2026-01-01T00:00:00.000000Z"}}"#
-        )
-    }
-
-    fn append(s: &mut Store, from: u64, n: u64) {
-        let raws: Vec<String> = (from..from + n).map(event).collect();
-        let evs: Vec<Event<'_>> = raws
-            .iter()
-            .map(|r| serde_json::from_str(r).unwrap())
-            .collect();
-        let inc: Vec<Incoming<'_>> = raws
-            .iter()
-            .zip(&evs)
-            .map(|(r, e)| Incoming::new(1, "c", r, e))
-            .collect();
-        s.append(&inc).unwrap();
-    }
 
     fn users(f: &mut Follower, to: u64, max: u64) -> (Vec<(u64, String)>, Progress) {
         let mut out = Vec::new();
@@ -247,15 +228,7 @@ mod tests {
     #[test]
     fn leaves_removed_by_retention_are_counted_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options {
-            seal_rows: 50,
-            ..Options::default()
-        };
-        let mut s = Store::open(dir.path(), opts).unwrap();
-        for i in 0..4 {
-            append(&mut s, i * 50, 50);
-        }
-        s.poll_seals(true).unwrap();
+        let mut s = sealed_by_50(dir.path(), 4);
         assert!(s.segments().len() >= 3);
         let mut f = Follower::new(dir.path(), 10);
         let (got, _) = users(&mut f, s.size(), 5);
@@ -277,15 +250,7 @@ mod tests {
     #[test]
     fn records_handed_on_before_an_error_are_not_handed_on_again() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options {
-            seal_rows: 50,
-            ..Options::default()
-        };
-        let mut s = Store::open(dir.path(), opts).unwrap();
-        for i in 0..3 {
-            append(&mut s, i * 50, 50);
-        }
-        s.poll_seals(true).unwrap();
+        let s = sealed_by_50(dir.path(), 3);
         assert!(s.segments().len() >= 2);
         // The second segment is damaged on disk.
         let second = dir.path().join("segments").join(&s.segments()[1].file);

@@ -34,6 +34,8 @@ mod row;
 mod segment;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 mod wal;
 

@@ -511,13 +511,8 @@ fn open_wal(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{Incoming, Options, Store};
-
-    fn event(i: u64) -> String {
-        format!(
-            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{i:08}-0000-0000-0000-000000000000","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{{"username":"u{i}"}},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z","stageTimestamp":"2026-01-01T00:00:00.000000Z"}}"#
-        )
-    }
+    use crate::testing::{append, sealed_by_50};
+    use crate::{Options, Store};
 
     /// A closed store of `n` events, all in the WAL, split into WAL files at `splits`
     /// (as a store that rotated without sealing leaves them); returns the files and, for
@@ -528,17 +523,7 @@ pub(crate) mod tests {
         splits: &[u64],
     ) -> Vec<(std::path::PathBuf, Vec<u64>)> {
         let mut s = Store::open(dir, Options::default()).unwrap();
-        let raws: Vec<String> = (0..n).map(event).collect();
-        let evs: Vec<Event<'_>> = raws
-            .iter()
-            .map(|r| serde_json::from_str(r).unwrap())
-            .collect();
-        let inc: Vec<Incoming<'_>> = raws
-            .iter()
-            .zip(&evs)
-            .map(|(r, e)| Incoming::new(1, "c", r, e))
-            .collect();
-        s.append(&inc).unwrap();
+        append(&mut s, 0, n);
         s.close().unwrap();
         let wal_dir = dir.join("wal");
         let [(0, only)] = &wal::list(&wal_dir).unwrap()[..] else {
@@ -625,32 +610,10 @@ pub(crate) mod tests {
         assert_eq!(snap.tail().unwrap().unwrap().num_rows(), 75);
     }
 
-    fn append(s: &mut Store, from: u64, n: u64) {
-        let raws: Vec<String> = (from..from + n).map(event).collect();
-        let evs: Vec<Event<'_>> = raws
-            .iter()
-            .map(|r| serde_json::from_str(r).unwrap())
-            .collect();
-        let inc: Vec<Incoming<'_>> = raws
-            .iter()
-            .zip(&evs)
-            .map(|(r, e)| Incoming::new(1, "c", r, e))
-            .collect();
-        s.append(&inc).unwrap();
-    }
-
     #[test]
     fn a_seal_after_the_snapshot_changes_nothing_it_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options {
-            seal_rows: 50,
-            ..Options::default()
-        };
-        let mut s = Store::open(dir.path(), opts).unwrap();
-        for i in 0..3 {
-            append(&mut s, i * 50, 50);
-        }
-        s.poll_seals(true).unwrap();
+        let mut s = sealed_by_50(dir.path(), 3);
         append(&mut s, 150, 40);
         let snap = Snapshot::open(dir.path()).unwrap();
         assert_eq!(snap.sealed(), 150);
@@ -670,15 +633,7 @@ pub(crate) mod tests {
     #[test]
     fn retention_after_the_snapshot_is_reported_as_such() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options {
-            seal_rows: 50,
-            ..Options::default()
-        };
-        let mut s = Store::open(dir.path(), opts).unwrap();
-        for i in 0..4 {
-            append(&mut s, i * 50, 50);
-        }
-        s.poll_seals(true).unwrap();
+        let mut s = sealed_by_50(dir.path(), 4);
         let snap = Snapshot::open(dir.path()).unwrap();
         // A segment opened before retention removes it is still read whole.
         snap.reader(1).unwrap();
