@@ -43,6 +43,21 @@ pub fn stage_bit(s: Option<Stage>) -> u8 {
     }
 }
 
+/// The key of a request (see [`Dedup::key`]) under the hasher `state`.
+pub fn request_key(
+    state: &impl BuildHasher,
+    cluster: &str,
+    audit_id: &str,
+    time: Option<i64>,
+) -> u64 {
+    let mut h = state.build_hasher();
+    h.write(cluster.as_bytes());
+    h.write_u8(0xff);
+    h.write(audit_id.as_bytes());
+    h.write_i64(time.unwrap_or(i64::MIN));
+    h.finish()
+}
+
 /// Whether a row group can hold requests received at `time` (`None`: no request time).
 pub fn group_may_hold(g: &RowGroupTerms, time: Option<i64>) -> bool {
     match time {
@@ -234,12 +249,7 @@ impl Dedup {
     /// all carry the same `requestReceivedTimestamp`; clients can set the audit ID (the
     /// `Audit-ID` header), so two requests may share one, but not also the microsecond.
     pub fn key(&self, cluster: &str, audit_id: &str, time: Option<i64>) -> u64 {
-        let mut h = self.key_hasher.build_hasher();
-        h.write(cluster.as_bytes());
-        h.write_u8(0xff);
-        h.write(audit_id.as_bytes());
-        h.write_i64(time.unwrap_or(i64::MIN));
-        h.finish()
+        request_key(&self.key_hasher, cluster, audit_id, time)
     }
 
     /// Starts the map of a new WAL file (appends go to it from now on).

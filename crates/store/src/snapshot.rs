@@ -130,6 +130,11 @@ impl Snapshot {
         self.manifest.sealed_size
     }
 
+    /// The tree's right edge at [`Snapshot::sealed`] as the manifest records it (hex).
+    pub(crate) fn sealed_frontier(&self) -> &[String] {
+        &self.manifest.sealed_frontier
+    }
+
     /// The sealed segments, in leaf order, with their row groups' time ranges and term sets.
     pub fn segments(&self) -> &[SegmentMeta] {
         &self.manifest.segments

@@ -2,98 +2,14 @@
 //! tampering is caught and named; legitimate retention and a torn, unacknowledged tail pass.
 
 use std::fs;
-use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 mod common;
 
-use kaudit_model::decode;
+use common::{failure, fixture, flip, import, opts, segments, traffic_of as traffic, wal_file};
 use kaudit_model::now_micros;
-use kaudit_store::verify::{self, Failure, Found};
-use kaudit_store::{Error, Incoming, Options, Store};
-
-fn traffic(n: u64) -> Vec<u8> {
-    common::traffic(n, 11)
-}
-
-fn opts() -> Options {
-    Options {
-        seal_rows: 1000,
-        checkpoint_every: Duration::ZERO,
-        // Several row groups per segment.
-        row_group_rows: 300,
-        dedup_hot_rows: 0,
-    }
-}
-
-/// Appends every event of `data` in batches of 250; returns (stored, duplicates).
-fn import(store: &mut Store, data: &[u8]) -> (u64, u64) {
-    let mut batch = Vec::new();
-    decode::decode_slice(data, |r| {
-        let r = r.unwrap();
-        batch.push((r.raw, r.event));
-        ControlFlow::Continue(())
-    });
-    let (mut s, mut d) = (0, 0);
-    for chunk in batch.chunks(250) {
-        let inc: Vec<Incoming<'_>> = chunk
-            .iter()
-            .map(|(raw, e)| Incoming::new(1_772_323_200_000_000, "prod", raw, e))
-            .collect();
-        let a = store.append(&inc).unwrap();
-        s += a.stored;
-        d += a.duplicates;
-    }
-    (s, d)
-}
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
-/// 4,600 events: four sealed segments of 1,000 and 600 in the WAL.
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let mut s = Store::open(&dir, opts()).unwrap();
-    let (stored, dups) = import(&mut s, &traffic(4600));
-    assert_eq!((stored, dups), (4600, 0));
-    s.close().unwrap();
-    Fixture { _tmp: tmp, dir }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir.join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
-
-fn wal_file(dir: &Path) -> PathBuf {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v.pop().unwrap()
-}
-
-fn failure(dir: &Path) -> Failure {
-    let r = verify::verify(dir, None).unwrap();
-    let dbg = format!("{r:?}");
-    r.failure
-        .unwrap_or_else(|| panic!("tampering not caught: {dbg}"))
-}
-
-fn flip(path: &Path, at: usize) {
-    let mut b = fs::read(path).unwrap();
-    b[at] ^= 0x20;
-    fs::write(path, b).unwrap();
-}
+use kaudit_store::verify::{self, Found};
+use kaudit_store::{Error, Store};
 
 #[test]
 fn intact_store_verifies() {
@@ -172,7 +88,7 @@ fn altered_counts_in_a_footer_are_caught_even_with_the_manifest_fixed_up() {
     fs::write(&mp, serde_json::to_string(&m).unwrap()).unwrap();
     let e = failure(&f.dir);
     assert!(
-        e.kind == Found::Segment
+        e.kind == Found::Column
             && e.message.contains(&name)
             && e.message.contains("requests per user"),
         "{e:?}"

@@ -107,64 +107,6 @@ impl Reader {
         self.key_value(REQUESTS_BY_USER).is_some() && self.all_requests_by_user().is_none()
     }
 
-    /// Counts the requests per user of row group `rg` from its `user` and `first` columns,
-    /// by user: what the footer's counts say when they are right (`verify` compares them).
-    pub fn count_requests_by_user(&self, rg: usize) -> Result<UserCounts> {
-        use arrow_array::Array;
-        use arrow_array::cast::AsArray;
-        let b = self.read(rg, &["user", "first"], None)?;
-        let bad = |what: &str| {
-            Error::damaged(
-                self.file.path(),
-                format!("row group {rg}: the {what} column's type"),
-            )
-        };
-        let first = b
-            .column_by_name("first")
-            .and_then(|c| c.as_boolean_opt())
-            .ok_or_else(|| bad("first"))?;
-        let users = b.column_by_name("user").ok_or_else(|| bad("user"))?;
-        let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
-        fn count<'a>(m: &mut std::collections::BTreeMap<&'a str, u64>, u: &'a str) {
-            *m.entry(u).or_default() += 1;
-        }
-        if let Some(d) = users.as_any_dictionary_opt() {
-            let values = d
-                .values()
-                .as_string_opt::<i32>()
-                .ok_or_else(|| bad("user"))?;
-            let keys = d.normalized_keys();
-            for (j, k) in keys.into_iter().enumerate() {
-                if first.value(j) && first.is_valid(j) {
-                    let u = if users.is_null(j) || values.is_null(k) {
-                        ""
-                    } else {
-                        values.value(k)
-                    };
-                    count(&mut counts, u);
-                }
-            }
-        } else {
-            let values = users.as_string_opt::<i32>().ok_or_else(|| bad("user"))?;
-            for j in 0..values.len() {
-                if first.value(j) && first.is_valid(j) {
-                    count(
-                        &mut counts,
-                        if values.is_null(j) {
-                            ""
-                        } else {
-                            values.value(j)
-                        },
-                    );
-                }
-            }
-        }
-        Ok(counts
-            .into_iter()
-            .map(|(u, n)| (u.to_string(), n))
-            .collect())
-    }
-
     /// Reads `columns` of row group `rg`; with `selection`, only the rows marked true (the
     /// batch then holds just those, in order).
     pub fn read(
@@ -200,6 +142,28 @@ impl Reader {
             1 => Ok(batches.pop().unwrap()),
             _ => arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| err(&e)),
         }
+    }
+
+    /// Every column of row group `rg` as written (plain strings, no dictionaries), in
+    /// batches of a few thousand rows: what `verify` compares with the columns it derives
+    /// again from the stored events.
+    pub fn row_group_as_written(
+        &self,
+        rg: usize,
+        f: impl FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        let all: Vec<String> = super::schema()
+            .fields()
+            .iter()
+            .map(|c| c.name().clone())
+            .collect();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.stream(&all, Some(vec![rg]), f)
+    }
+
+    /// The number of rows of row group `rg`, as its footer says.
+    pub fn row_group_rows(&self, rg: usize) -> u64 {
+        self.meta.metadata().row_group(rg).num_rows().max(0) as u64
     }
 
     /// Streams `columns` (plain strings, no dictionaries) of the row groups `groups` (all

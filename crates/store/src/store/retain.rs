@@ -46,8 +46,13 @@ impl Store {
         let prefix = last.last_leaf + 1;
         let mut body = format!("kaudit-retention/{}\n", self.keys.origin);
         for (s, why) in removed.iter().zip(&reasons) {
+            // `newest`: its latest request time (what `verify` needs to tell a request whose
+            // first stage was removed from a `first` flag rewritten).
+            let newest = s.max_time.map_or(String::new(), |t| {
+                format!(" newest {}", kaudit_model::MicroTime(t))
+            });
             body.push_str(&format!(
-                "removed {} leaves {}-{} rows {} sha256 {} ({why})\n",
+                "removed {} leaves {}-{} rows {} sha256 {}{newest} ({why})\n",
                 s.file, s.first_leaf, s.last_leaf, s.rows, s.sha256
             ));
         }

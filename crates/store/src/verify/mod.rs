@@ -2,7 +2,11 @@
 //!
 //! Walks the retention records, the sealed segments and the WAL in leaf order (through one
 //! [`Snapshot`]), recomputing every leaf hash and the Merkle root at each signed checkpoint's
-//! size. Reports the first place the data and the signed history disagree.
+//! size, and deriving again from the stored events everything queries answer from (typed
+//! columns, the manifest's index, footer counts: [`derive`]). Reports the first place the
+//! data and the signed history disagree.
+
+mod derive;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,7 +62,8 @@ pub enum Found {
     /// A signed note (a checkpoint or a retention record) is unreadable, not signed by the
     /// key, of another log, or contradicts another.
     Note,
-    /// The manifest disagrees with the signed retention records.
+    /// The manifest disagrees with the signed retention records, or with what the segments'
+    /// events say (rows, time ranges, minutes, term sets, the tree's edges).
     Manifest,
     /// A segment is missing, unreadable, reordered, replaced, cut, or differs from the file
     /// that was sealed.
@@ -70,6 +75,9 @@ pub enum Found {
     Mismatch,
     /// Fewer events are present than a signed checkpoint covers.
     Truncated,
+    /// A typed column (or a count in a segment's footer) is not what the stored event says:
+    /// queries answer from these columns.
+    Column,
 }
 
 impl fmt::Display for Failure {
@@ -242,16 +250,27 @@ fn checkpoints(
 }
 
 /// The tree's right edge at the retention boundary, from the signed retention records.
+/// Also returns the latest request time of what they removed (`None`: nothing removed;
+/// `i64::MAX` when a record does not say, as those written before it was recorded).
 fn retention(
     layout: &Layout,
     keys: &Keys,
     r: &mut Report,
-) -> std::result::Result<Frontier, Failure> {
+) -> std::result::Result<(Frontier, Option<i64>), Failure> {
     let path = layout.retention();
     let text = note::read_text(&path).map_err(found(Found::Note))?;
     let mut frontier = Frontier::new();
+    let mut newest = None;
     for (line, body) in read_notes(&path, &text, keys, "retention record", &mut r.warnings)? {
         r.retention_records += 1;
+        for l in body.lines().filter(|l| l.starts_with("removed ")) {
+            let t = l
+                .split_once(" newest ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .and_then(kaudit_model::MicroTime::parse)
+                .map_or(i64::MAX, |t| t.micros());
+            newest = Some(newest.map_or(t, |n: i64| n.max(t)));
+        }
         let at = format!("{}:{line}", path.display());
         let edge = match retention_edge(&body) {
             Ok(e) => e,
@@ -265,7 +284,7 @@ fn retention(
         }
         frontier = edge;
     }
-    Ok(frontier)
+    Ok((frontier, newest))
 }
 
 /// Recomputes the tree leaf by leaf, checking it against the signed checkpoints.
@@ -334,7 +353,7 @@ fn run(
         keys,
         &mut r.warnings,
     )?;
-    let frontier = retention(layout, keys, r)?;
+    let (frontier, removed_until) = retention(layout, keys, r)?;
     r.pruned = frontier.size();
     if snap.pruned() != r.pruned {
         return fail(
@@ -359,7 +378,8 @@ fn run(
     if r.pruned > 0 {
         tree.check(r, &|| "retention boundary".to_string())?;
     }
-    segments(snap, &mut tree, r)?;
+    let mut derive = derive::Derive::new(snap.origin(), removed_until);
+    segments(snap, &mut tree, &mut derive, r)?;
     wal_tail(snap, &mut tree, &checkpoints, r)?;
     r.size = tree.frontier.size();
     r.root = Some(tree.frontier.root());
@@ -384,6 +404,7 @@ fn run(
 fn segments(
     snap: &Snapshot,
     tree: &mut Tree<'_>,
+    derive: &mut derive::Derive,
     r: &mut Report,
 ) -> std::result::Result<(), Failure> {
     let seg_dir = snap.layout().segments();
@@ -425,7 +446,7 @@ fn segments(
             }
             Err(e) => return Err(unreadable(&e)),
         };
-        let (_, digest) =
+        let (size, digest) =
             segment::digest(reader.file().reader_at(0)).map_err(|e| unreadable(&e))?;
         let first: Option<u64> = reader
             .key_value("kaudit.first_leaf")
@@ -493,7 +514,26 @@ fn segments(
                 ),
             );
         }
-        requests_by_user(reader, &s.file)?;
+        if s.bytes != size {
+            return fail(
+                Found::Manifest,
+                format!(
+                    "manifest.json: segment {} is listed with {} bytes, the file has {size}",
+                    s.file, s.bytes
+                ),
+            );
+        }
+        let edge: Vec<String> = tree.frontier.hashes().iter().map(|h| hex(h)).collect();
+        if s.frontier_after != edge {
+            return fail(
+                Found::Manifest,
+                format!(
+                    "manifest.json: segment {}: frontier_after is not the tree's edge after leaf                      {} (retention would record a wrong edge)",
+                    s.file, s.last_leaf
+                ),
+            );
+        }
+        derive.segment(reader, s)?;
         r.segments += 1;
         on_disk.retain(|n| n != &s.file);
     }
@@ -501,36 +541,6 @@ fn segments(
         r.warnings.push(format!(
             "segments/{extra} is not in the manifest (not verified, not queried)"
         ));
-    }
-    Ok(())
-}
-
-/// The requests per user a segment's footer records for each row group (what `ask top-users`
-/// answers from) must be what its `user` and `first` columns say.
-fn requests_by_user(reader: &segment::Reader, file: &str) -> std::result::Result<(), Failure> {
-    if reader.requests_by_user_unreadable() {
-        return fail(
-            Found::Segment,
-            format!("segment {file}: the requests per user in its footer are unreadable"),
-        );
-    }
-    for rg in 0..reader.row_groups() {
-        let Some(recorded) = reader.requests_by_user(rg) else {
-            continue;
-        };
-        let counted = reader.count_requests_by_user(rg).map_err(|e| Failure {
-            kind: Found::Segment,
-            message: format!("segment {file}: unreadable, altered or truncated: {e}"),
-        })?;
-        if recorded != counted.as_slice() {
-            return fail(
-                Found::Segment,
-                format!(
-                    "segment {file}, row group {rg}: the requests per user in its footer do not \
-                     match its rows (top users would be misreported)"
-                ),
-            );
-        }
     }
     Ok(())
 }
@@ -549,6 +559,17 @@ fn wal_tail(
                 "the segments end at leaf {}, but manifest.json says {} are sealed: a segment is \
                  missing",
                 tree.frontier.size(),
+                snap.sealed()
+            ),
+        );
+    }
+    let edge: Vec<String> = tree.frontier.hashes().iter().map(|h| hex(h)).collect();
+    if snap.sealed_frontier() != edge.as_slice() {
+        return fail(
+            Found::Manifest,
+            format!(
+                "manifest.json: sealed_frontier is not the tree's edge at leaf {} (the next \
+                 checkpoint would be signed over a wrong tree)",
                 snap.sealed()
             ),
         );
