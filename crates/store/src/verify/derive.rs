@@ -47,8 +47,9 @@ impl Derive {
         }
     }
 
-    /// Checks segment `s` (open in `reader`) against its events.
-    pub fn segment(&mut self, reader: &Reader, s: &SegmentMeta) -> Result<(), Failure> {
+    /// Checks that segment `s` (open in `reader`) is one of this store's, where the manifest
+    /// lists it, with the row groups it lists.
+    pub fn identify(&self, reader: &Reader, s: &SegmentMeta) -> Result<(), Failure> {
         let file = &s.file;
         let footer = |k: &str| reader.key_value(k).unwrap_or("(none)").to_string();
         if footer("kaudit.origin") != self.origin {
@@ -92,6 +93,12 @@ impl Derive {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// Checks segment `s` (open in `reader`, identified) against its events.
+    pub fn segment(&mut self, reader: &Reader, s: &SegmentMeta) -> Result<(), Failure> {
+        let file = &s.file;
         if reader.requests_by_user_unreadable() {
             return fail(
                 Found::Column,

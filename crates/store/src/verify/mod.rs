@@ -446,6 +446,7 @@ fn segments(
             }
             Err(e) => return Err(unreadable(&e)),
         };
+        derive.identify(reader, s)?;
         let (size, digest) =
             segment::digest(reader.file().reader_at(0)).map_err(|e| unreadable(&e))?;
         let first: Option<u64> = reader
@@ -528,7 +529,7 @@ fn segments(
             return fail(
                 Found::Manifest,
                 format!(
-                    "manifest.json: segment {}: frontier_after is not the tree's edge after leaf                      {} (retention would record a wrong edge)",
+                    "manifest.json: segment {}: frontier_after is not the tree's edge after leaf {} (retention would record a wrong edge)",
                     s.file, s.last_leaf
                 ),
             );

@@ -104,4 +104,3 @@ pub fn flip(path: &Path, at: usize) {
     b[at] ^= 0x20;
     fs::write(path, b).unwrap();
 }
-
